@@ -1,0 +1,34 @@
+# The two commands of the README. Each makes (or reuses) .venv by itself; nothing else is needed.
+# Dependency ranges for users live in pyproject.toml; the pins of this machine live here.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.semsyn-installed
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+PINS := huggingface_hub==2.4.0 safetensors==0.8.0 timm==1.0.31 pyyaml==6.0.3 pillow==13.0.0 tqdm==4.70.1 \
+        numpy==2.4.6 pytest==9.2.0 ruff==0.17.6 "setuptools>=68"
+
+.PHONY: demo test lint bench clean-venv
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check $(TORCH_PINS)
+	$(PIP) install -q --disable-pip-version-check $(PINS)
+	$(PIP) install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m semsyn.cli.demo --out demo_out
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check semsyn semsyn_models tests benchmarks
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,54 @@
+"""What `import semsyn` costs beyond `import torch`, measured in fresh interpreters in the same run.
+
+Prints the median wall time of: `import torch`, `import semsyn`, and `import semsyn` + the first registry
+lookup (which loads the plugins, i.e. the built-in zoo). Target: `import semsyn` within ~0.3 s of torch,
+and neither timm nor torchvision imported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+
+CASES = {
+    "import torch": "import torch",
+    "import semsyn": "import semsyn",
+    "import semsyn + plugins": "import semsyn; semsyn.list_components()",
+}
+
+
+def measure(code: str, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(repeats: int = 5) -> None:
+    measure("import torch", 1)  # warm the file cache
+    results = {name: measure(code, repeats) for name, code in CASES.items()}
+    base = results["import torch"]
+    for name, seconds in results.items():
+        print(
+            f"{name:<26} {seconds * 1000:7.0f} ms   {seconds / base:5.2f}x torch   (+{(seconds - base) * 1000:.0f} ms)"
+        )
+    leaked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, semsyn; semsyn.list_components(); "
+            "print([m for m in ('timm', 'torchvision') if m in sys.modules])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    print(f"heavy modules imported by semsyn: {leaked}")
+
+
+if __name__ == "__main__":
+    main()

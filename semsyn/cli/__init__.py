@@ -1,0 +1,1 @@
+"""Command-line entry points: semsyn-train, semsyn-synthesize, semsyn-convert, semsyn-push."""

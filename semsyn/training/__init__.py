@@ -1,0 +1,1 @@
+"""One trainer for every generator x discriminator x loss combination (see `semsyn.training.trainer`)."""

@@ -1,0 +1,68 @@
+"""The `train:` section of a spec: every trainer setting, with the paper recipe as defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Trainer settings; each field is a key of the spec's `train:` section.
+
+    Defaults are the SPADE / CC-FPSE recipe: TTUR (lr_g 1e-4, lr_d 4e-4, Adam betas (0, 0.9)),
+    linear LR decay to 0 over the second half of the run.
+
+    Args:
+        steps: generator updates in the whole run.
+        batch_size: images per step over all processes (split evenly across ranks).
+        seed: seeds weights, data order and every random draw of the run.
+        lr_g: generator (and encoder) learning rate.
+        lr_d: discriminator learning rate.
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        lr_decay_start_step: step from which both rates fall linearly to 0 at `steps`; None = steps // 2,
+            and a value >= steps keeps them constant.
+        d_steps_per_g: discriminator updates per generator update.
+        grad_accum_steps: micro-batches accumulated per update (batch_size is split across them).
+        ema_halflife_images: half-life of the generator EMA in images; None disables the EMA.
+        amp: autocast dtype on CUDA ("bf16", "fp16") or "none"; ignored on CPU.
+        sync_batchnorm: convert batch norms to torch's SyncBatchNorm under DDP.
+        num_workers: data-loader worker processes.
+        log_every: steps between metric log lines.
+        sample_every: steps between sample grids (0 disables).
+        checkpoint_every: steps between checkpoints (0: only at the end).
+        keep_checkpoints: how many step checkpoints to keep.
+        push_to_hub: a Hub repo id to publish the final model to, or None.
+        init_from: a model source (name, hf-hub:, local-dir:) whose weights start the run (fine-tuning).
+        d_fake: the discriminator phase's fake images: "regenerate" them with the just-updated generator
+            (the official order) or "reuse" the generator phase's (one generator forward less per step).
+        sample_images: label maps (the dataset's first items) shown in each sample grid.
+        device: "cpu", "cuda", "cuda:1", ...; None = this process's GPU when there is one, else the CPU.
+    """
+
+    steps: int = 1000
+    batch_size: int = 8
+    seed: int = 0
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    lr_decay_start_step: int | None = None
+    d_steps_per_g: int = 1
+    grad_accum_steps: int = 1
+    ema_halflife_images: float | None = None
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    sync_batchnorm: bool = True
+    num_workers: int = 0
+    log_every: int = 10
+    sample_every: int = 0
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    push_to_hub: str | None = None
+    init_from: str | None = None
+    d_fake: Literal["regenerate", "reuse"] = "regenerate"
+    sample_images: int = 4
+    device: str | None = None

@@ -1,0 +1,398 @@
+"""SPADE / GauGAN: semantic image synthesis with spatially-adaptive normalisation.
+
+Paper: Park, Liu, Wang, Zhu, "Semantic Image Synthesis with Spatially-Adaptive Normalization",
+CVPR 2019. Official code: https://github.com/NVlabs/SPADE (`SPADEGenerator`, `SPADEResnetBlock`,
+`ConvEncoder`); this file is written from the architecture notes, and loads the official checkpoints
+key for key (official module names are kept, so the key tables are short).
+
+What differs from the official code, none of it visible in the numbers:
+
+* options are typed keyword arguments instead of one `opt` namespace, and the norm string
+  `spectralspadesyncbatch3x3` is three fields: `spectral_norm`, `norm`, `cond_norm` (+ `cond_norm_params`);
+* the label-conditioned norm is any registered `cond-norm` (SPADE's is `spade` in `layers.py`);
+* the aspect ratio comes from `image_size` (width / height) rather than an `aspect_ratio` option;
+* with `use_vae` and no z, z is drawn on the input's device with the caller's `torch.Generator`
+  (the official code draws on `input.get_device()`, which fails on CPU);
+* the encoder's latent size is `z_dim` (hard-coded 256 in the official code).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semsyn.convert import OFFICIAL_FORMATS, KeyTable
+from semsyn.errors import ConversionError, SemsynError, SpecError
+from semsyn.registry import COND_NORMS, ENCODERS, GENERATORS, close_matches, ref
+from semsyn_models.layers import init_xavier, lrelu, make_norm, resize_nearest, spectral
+
+__all__ = [
+    "latent_size",
+    "generator_stages",
+    "SPADEResnetBlock",
+    "SPADEGenerator",
+    "ConvEncoder",
+    "SpadeOfficialFormat",
+]
+
+logger = logging.getLogger(__name__)
+
+UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
+# Arguments every cond-norm receives from the generator; `cond_norm_params` may not set them.
+_COND_NORM_FIXED = ("num_features", "label_channels", "norm")
+
+
+def latent_size(image_size: tuple[int, int], num_upsampling_layers: str) -> tuple[int, int]:
+    """(sh, sw): the spatial size the generator starts from.
+
+    sw = W // 2^n and sh = round(sw / aspect) with aspect = W / H and Python's (banker's) round,
+    as the official `compute_latent_vector_size`; the output is (sh * 2^n, sw * 2^n).
+    """
+    height, width = image_size
+    sw = width // 2 ** UPSAMPLINGS[num_upsampling_layers]
+    sh = round(sw / (width / height))  # parity: banker's rounding, round(2.5) == 2
+    if sw < 1 or sh < 1:
+        raise SpecError(
+            f"image_size {list(image_size)} is too small for num_upsampling_layers={num_upsampling_layers!r}: "
+            f"the generator would start from {sh}x{sw}; use a larger image_size or fewer upsampling layers"
+        )
+    return sh, sw
+
+
+def _check_cond_norm_params(cond_norm: str, params: Mapping[str, Any]) -> None:
+    """Reject keywords the chosen cond-norm does not take, before a TypeError deep in construction."""
+    cls = COND_NORMS.get(cond_norm)
+    sig = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls)
+    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    allowed = [n for n in sig.parameters if n not in ("self", *_COND_NORM_FIXED)]
+    for key in params:
+        if key not in allowed:
+            raise SpecError(
+                f"generator field 'cond_norm_params': cond-norm {cond_norm!r} has no parameter {key!r}"
+                f"{close_matches(key, allowed)}; valid: {', '.join(allowed) or 'none'}"
+                + (
+                    " (num_features, label_channels and norm are set by the generator)"
+                    if key in _COND_NORM_FIXED
+                    else ""
+                )
+            )
+
+
+def generator_stages(ngf: int, num_upsampling_layers: str) -> list[tuple[str, int, int, bool]]:
+    """(official name, in channels, out channels, x2 upsampling before it) of every residual block."""
+    more = num_upsampling_layers != "normal"
+    stages = [
+        ("head_0", 16, 16, False),
+        ("G_middle_0", 16, 16, True),
+        ("G_middle_1", 16, 16, more),
+        ("up_0", 16, 8, True),
+        ("up_1", 8, 4, True),
+        ("up_2", 4, 2, True),
+        ("up_3", 2, 1, True),
+    ]
+    out = [(name, fin * ngf, fout * ngf, upsample) for name, fin, fout, upsample in stages]
+    if num_upsampling_layers == "most":
+        out.append(("up_4", ngf, ngf // 2, True))
+    return out
+
+
+class SPADEResnetBlock(nn.Module):
+    """Residual block with label-conditioned norms (SPADE section 3, figure 4 right).
+
+    out = shortcut + conv_1(lrelu(norm_1(conv_0(lrelu(norm_0(x)))))), shortcut = conv_s(norm_s(x))
+    (no activation) when fin != fout, else x.
+
+    Args:
+        fin: input channels.
+        fout: output channels.
+        label_channels: channels of the semantics map.
+        cond_norm: registered cond-norm building norm_0, norm_1, norm_s.
+        norm: registered param-free norm inside each cond-norm.
+        spectral_norm: spectral norm on conv_0, conv_1, conv_s.
+        cond_norm_params: extra keywords for every cond-norm.
+    """
+
+    def __init__(
+        self,
+        fin: int,
+        fout: int,
+        label_channels: int,
+        *,
+        cond_norm: str = "spade",
+        norm: str = "syncbatch",
+        spectral_norm: bool = True,
+        cond_norm_params: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        fmiddle = min(fin, fout)
+        self.learned_shortcut = fin != fout
+        self.conv_0 = spectral(nn.Conv2d(fin, fmiddle, 3, padding=1), spectral_norm)
+        self.conv_1 = spectral(nn.Conv2d(fmiddle, fout, 3, padding=1), spectral_norm)
+        if self.learned_shortcut:
+            self.conv_s = spectral(nn.Conv2d(fin, fout, 1, bias=False), spectral_norm)
+        block = COND_NORMS.get(cond_norm)
+        params = dict(cond_norm_params or {})
+        self.norm_0 = block(fin, label_channels, norm=norm, **params)
+        self.norm_1 = block(fmiddle, label_channels, norm=norm, **params)
+        if self.learned_shortcut:
+            self.norm_s = block(fin, label_channels, norm=norm, **params)
+
+    def forward(self, x: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
+        shortcut = self.conv_s(self.norm_s(x, semantics)) if self.learned_shortcut else x
+        dx = self.conv_0(lrelu(self.norm_0(x, semantics)))
+        dx = self.conv_1(lrelu(self.norm_1(dx, semantics)))
+        return shortcut + dx
+
+
+@GENERATORS.register("spade", test_params={"ngf": 2, "cond_norm_params": {"hidden_channels": 8}})
+class SPADEGenerator(nn.Module):
+    """The SPADE generator: a stack of SPADE residual blocks, upsampled x2 between stages.
+
+    Stages (channels in units of ngf): fc -> 16 @ (sh, sw); head_0 16; up; G_middle_0 16; [up if more/most];
+    G_middle_1 16; up; up_0 8; up; up_1 4; up; up_2 2; up; up_3 1; [most: up; up_4 1/2]; conv_img -> 3; tanh.
+
+    Args:
+        label_channels: input channels (injected from the label schema).
+        image_size: (H, W) the generator is built for (injected); the output is (sh * 2^n, sw * 2^n),
+            see `latent_size`, which equals image_size when W and H are multiples of 2^n.
+        ngf: base width (the last block's channels).
+        num_upsampling_layers: 5, 6 or 7 x2 upsamplings (Cityscapes uses "more").
+        use_vae: start from a latent z through a Linear layer (multimodal, trained with the `spade-conv`
+            encoder and the KL loss) instead of a conv on the downsampled label map.
+        z_dim: size of z (only with use_vae).
+        norm: param-free norm inside each cond-norm ("syncbatch" officially: running stats in eval).
+        cond_norm: label-conditioned norm block ("spade"; any registered cond-norm drops in).
+        spectral_norm: spectral norm on the residual blocks' convs.
+        cond_norm_params: extra keywords for every cond-norm block, e.g. ``{kernel_size: 5}`` or
+            ``{hidden_channels: 64}`` for `spade`; checked against the block's signature.
+    """
+
+    def __init__(
+        self,
+        label_channels: int,
+        image_size: tuple[int, int],
+        ngf: int = 64,
+        num_upsampling_layers: Literal["normal", "more", "most"] = "normal",
+        use_vae: bool = False,
+        z_dim: int = 256,
+        norm: ref("norm") = "syncbatch",
+        cond_norm: ref("cond-norm") = "spade",
+        spectral_norm: bool = True,
+        cond_norm_params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if num_upsampling_layers not in UPSAMPLINGS:
+            raise SpecError(
+                f"generator field 'num_upsampling_layers': {num_upsampling_layers!r} is not one of "
+                f"{', '.join(map(repr, UPSAMPLINGS))}"
+            )
+        _check_cond_norm_params(cond_norm, cond_norm_params or {})
+        self.ngf, self.use_vae, self.z_dim = ngf, use_vae, z_dim
+        self.sh, self.sw = latent_size(tuple(image_size), num_upsampling_layers)
+        n = UPSAMPLINGS[num_upsampling_layers]
+        out_size = (self.sh << n, self.sw << n)
+        if out_size != tuple(image_size):
+            logger.warning("spade generator for image_size %s renders %s (multiples of 2^%d)", image_size, out_size, n)
+        if use_vae:
+            self.fc = nn.Linear(z_dim, 16 * ngf * self.sh * self.sw)
+        else:
+            self.fc = nn.Conv2d(label_channels, 16 * ngf, 3, padding=1)
+        stages = generator_stages(ngf, num_upsampling_layers)
+        self.schedule = [(name, upsample) for name, _, _, upsample in stages]
+        for name, fin, fout, _ in stages:
+            block = SPADEResnetBlock(
+                fin,
+                fout,
+                label_channels,
+                cond_norm=cond_norm,
+                norm=norm,
+                spectral_norm=spectral_norm,
+                cond_norm_params=cond_norm_params,
+            )
+            self.add_module(name, block)
+        self.conv_img = nn.Conv2d(stages[-1][2], 3, 3, padding=1)
+        init_xavier(self)
+
+    def _start(
+        self, semantics: torch.Tensor, z: torch.Tensor | None, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """The (N, 16 ngf, sh, sw) map the blocks start from."""
+        n = semantics.shape[0]
+        if not self.use_vae:
+            if z is not None:
+                raise SemsynError(
+                    "this spade generator was built with use_vae: false and takes no z; build it "
+                    "with use_vae: true (and a spade-conv encoder) for multimodal synthesis"
+                )
+            return self.fc(resize_nearest(semantics, (self.sh, self.sw)))
+        if z is None:
+            z = torch.randn(n, self.z_dim, generator=generator, device=semantics.device, dtype=semantics.dtype)
+        if z.shape != (n, self.z_dim):
+            raise SemsynError(
+                f"z has shape {tuple(z.shape)}; this generator takes ({n}, {self.z_dim}) (batch size, z_dim)"
+            )
+        return self.fc(z).view(n, 16 * self.ngf, self.sh, self.sw)
+
+    def forward(
+        self, semantics: torch.Tensor, z: torch.Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Semantics (N, label_channels, H, W) (+ z (N, z_dim) with use_vae) -> image (N, 3, H', W') in [-1, 1]."""
+        x = self._start(semantics, z, generator)
+        for name, upsample in self.schedule:
+            if upsample:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = getattr(self, name)(x, semantics)
+        return torch.tanh(self.conv_img(lrelu(x)))
+
+
+@ENCODERS.register("spade-conv", test_params={"ndf": 2, "z_dim": 8})
+class ConvEncoder(nn.Module):
+    """SPADE's style encoder: six 3x3 stride-2 convs on the image resized to 256x256, then mu and logvar.
+
+    Channels 3 -> ndf -> 2 -> 4 -> 8 -> 8 -> 8 ndf (each conv + norm, LeakyReLU 0.2), flattened 8 ndf x 4 x 4,
+    `fc_mu` and `fc_var`. Always six layers: the official encoder only works at crop >= 256, where it has
+    `layer6`. Official width is the generator's ngf.
+
+    Args:
+        ndf: base width.
+        z_dim: latent size (official 256).
+        spectral_norm: spectral norm on the six convs.
+        norm: registered param-free norm after each conv (the conv then has no bias); None: no norm, biased convs.
+    """
+
+    def __init__(
+        self, ndf: int = 64, z_dim: int = 256, spectral_norm: bool = True, norm: ref("norm") | None = "instance"
+    ) -> None:
+        super().__init__()
+        widths = [3, ndf, 2 * ndf, 4 * ndf, 8 * ndf, 8 * ndf, 8 * ndf]
+        for i in range(6):
+            conv = nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1, bias=norm is None)
+            layers = [spectral(conv, spectral_norm)] + ([make_norm(norm, widths[i + 1])] if norm else [])
+            self.add_module(f"layer{i + 1}", nn.Sequential(*layers))
+        self.fc_mu = nn.Linear(8 * ndf * 4 * 4, z_dim)
+        self.fc_var = nn.Linear(8 * ndf * 4 * 4, z_dim)
+        init_xavier(self)
+
+    def forward(self, image: torch.Tensor, semantics: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image (N, 3, H, W) in [-1, 1] -> (mu, logvar), each (N, z_dim); `semantics` is not used."""
+        x = image
+        if tuple(x.shape[-2:]) != (256, 256):
+            x = F.interpolate(x, size=(256, 256), mode="bilinear", align_corners=False)
+        for i in range(1, 7):
+            x = getattr(self, f"layer{i}")(x if i == 1 else lrelu(x))
+        x = lrelu(x).flatten(1)
+        return self.fc_mu(x), self.fc_var(x)
+
+
+# -- official checkpoints (NVlabs/SPADE) ------------------------------------------------------------------
+
+_BLOCK = r"(head_0|G_middle_[01]|up_[0-4])"
+GENERATOR_KEYS = KeyTable(
+    (
+        (r"fc\.(weight|bias)", r"fc.\1"),
+        (rf"{_BLOCK}\.(conv_[01s])\.(bias|weight|weight_orig|weight_u|weight_v)", r"\1.\2.\3"),
+        (
+            rf"{_BLOCK}\.(norm_[01s])\.param_free_norm\.(running_mean|running_var|num_batches_tracked)",
+            r"\1.\2.param_free_norm.\3",
+        ),
+        (rf"{_BLOCK}\.(norm_[01s])\.(mlp_shared\.0|mlp_gamma|mlp_beta)\.(weight|bias)", r"\1.\2.\3.\4"),
+        (r"conv_img\.(weight|bias)", r"conv_img.\1"),
+    )
+)
+ENCODER_KEYS = KeyTable(
+    (
+        (r"layer([1-6])\.0\.(bias|weight|weight_orig|weight_u|weight_v)", r"layer\1.0.\2"),
+        (r"(fc_mu|fc_var)\.(weight|bias)", r"\1.\2"),
+    )
+)
+_PARAM_FREE = {"instance": "instance", "batch": "batch", "syncbatch": "syncbatch"}
+
+
+def parse_norm_option(value: str, field: str) -> tuple[bool, str | None]:
+    """An official `spectral<norm>` string (norm_D, norm_E) -> (spectral_norm, registered norm or None).
+
+    Only instance norm (or none) converts: the official batch norms there are affine, semsyn's are param-free.
+    """
+    m = re.fullmatch(r"(spectral)?(instance|none|)", value)
+    if not m:
+        raise ConversionError(
+            f"options field {field} = {value!r}: semsyn converts 'spectralinstance', 'instance', 'spectral' or "
+            "'spectralnone' (the official batch-norm variants are affine and have no param-free counterpart)"
+        )
+    return bool(m.group(1)), ("instance" if m.group(2) == "instance" else None)
+
+
+class SpadeOfficialFormat:
+    """NVlabs/SPADE checkpoints: `SPADEGenerator` (netG spade) and its `ConvEncoder`."""
+
+    def section(self, part: str, opt: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The spec section of `part` the official options describe; None when netG is not spade."""
+        if opt.get("netG") != "spade" or part not in ("generator", "encoder"):
+            return None
+        if part == "encoder":
+            spectral_norm, norm = parse_norm_option(str(opt.get("norm_E", "spectralinstance")), "norm_E")
+            # parity: the official encoder's width is ngf (nef is unused) and its latent size is fixed at 256.
+            return {
+                "name": "spade-conv",
+                "ndf": int(opt.get("ngf", 64)),
+                "z_dim": 256,
+                "spectral_norm": spectral_norm,
+                "norm": norm,
+            }
+        norm_g = str(opt.get("norm_G", "spectralspadesyncbatch3x3"))
+        m = re.fullmatch(r"(spectral)?spade(\D+)(\d)x\d", norm_g)
+        if not m or m.group(2) not in _PARAM_FREE:
+            raise ConversionError(
+                f"options field norm_G = {norm_g!r}: expected spectralspade<instance|batch|"
+                "syncbatch><k>x<k>, e.g. spectralspadesyncbatch3x3"
+            )
+        upsampling = str(opt.get("num_upsampling_layers", "normal"))
+        self._check_latent_size(opt, upsampling)
+        section = {
+            "name": "spade",
+            "ngf": int(opt.get("ngf", 64)),
+            "num_upsampling_layers": upsampling,
+            "use_vae": bool(opt.get("use_vae", False)),
+            "z_dim": int(opt.get("z_dim", 256)),
+            "norm": _PARAM_FREE[m.group(2)],
+            "cond_norm": "spade",
+            "spectral_norm": bool(m.group(1)),
+            "cond_norm_params": None,
+        }
+        if m.group(3) != "3":
+            section["cond_norm_params"] = {"kernel_size": int(m.group(3))}
+        return section
+
+    @staticmethod
+    def _check_latent_size(opt: Mapping[str, Any], upsampling: str) -> None:
+        """semsyn derives the aspect from image_size; refuse the rare options where that rounds differently."""
+        from semsyn.convert import labels_from_options
+
+        if upsampling not in UPSAMPLINGS:
+            raise ConversionError(
+                f"options field num_upsampling_layers = {upsampling!r}: expected one of {', '.join(UPSAMPLINGS)}"
+            )
+        crop, aspect = int(opt.get("crop_size", 256)), float(opt.get("aspect_ratio", 1.0))
+        sw = crop // 2 ** UPSAMPLINGS[upsampling]
+        official = (round(sw / aspect), sw)
+        ours = latent_size(tuple(labels_from_options(opt)["image_size"]), upsampling)
+        if ours != official:
+            raise ConversionError(
+                f"crop_size {crop} with aspect_ratio {aspect} gives the official latent size "
+                f"{official}, which semsyn's image_size-derived size {ours} does not match"
+            )
+
+    def key_table(self, part: str, opt: Mapping[str, Any]) -> KeyTable:
+        """Official keys -> semsyn keys (the same names: the modules keep theirs)."""
+        return GENERATOR_KEYS if part == "generator" else ENCODER_KEYS
+
+
+OFFICIAL_FORMATS.register("spade")(SpadeOfficialFormat())
