@@ -357,6 +357,16 @@ class Spec:
         for key in ("dontcare", "instance_edges"):
             if not isinstance(labels.get(key, False), bool):
                 raise SpecError(f"{w('labels', key)}: {key} must be true or false")
+        palette = labels.get("palette")
+        if palette is not None and (
+            not isinstance(palette, list)
+            or len(palette) != n
+            or not all(
+                isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v < 256 for v in c)
+                for c in palette
+            )
+        ):
+            raise SpecError(f"{w('labels', 'palette')}: palette must be {n} [r, g, b] triples of 0..255, one per class")
         size = data.get("image_size")
         if (
             not isinstance(size, (list, tuple))

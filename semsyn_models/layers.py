@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 from semsyn.registry import COND_NORMS, NORMS, ref
 
@@ -23,6 +24,7 @@ __all__ = [
     "spectral",
     "lrelu",
     "init_xavier",
+    "settle_spectral_norms",
     "resize_nearest",
 ]
 
@@ -91,8 +93,14 @@ class SPADE(nn.Module):
         hidden_channels: of the shared conv (official 128, hard-coded there).
     """
 
-    def __init__(self, num_features: int, label_channels: int, norm: ref("norm") = "instance",
-                 kernel_size: int = 3, hidden_channels: int = 128) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        label_channels: int,
+        norm: ref("norm") = "instance",
+        kernel_size: int = 3,
+        hidden_channels: int = 128,
+    ) -> None:
         super().__init__()
         pad = kernel_size // 2
         self.param_free_norm = make_norm(norm, num_features)
@@ -116,8 +124,26 @@ def lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2)
 
 
+def settle_spectral_norms(module: nn.Module, iterations: int = 5) -> None:
+    """Run a few power iterations on every spectral norm so u, v match the current weights.
+
+    torch draws u and v at random and eval mode uses them as stored, so a freshly built model in eval (what
+    `create_model` returns) would divide by a random, possibly tiny or negative, sigma. Loading a checkpoint
+    overwrites u and v anyway.
+    """
+    with torch.no_grad():
+        for m in module.modules():
+            for hook in m._forward_pre_hooks.values():
+                if isinstance(hook, SpectralNorm):
+                    for _ in range(iterations):
+                        hook.compute_weight(m, do_power_iteration=True)
+
+
 def init_xavier(module: nn.Module, gain: float = 0.02) -> None:
-    """Official SPADE-family init: xavier-normal(gain) for conv/linear weights, zero biases, BN weight N(1, gain)."""
+    """Official SPADE-family init: xavier-normal(gain) for conv/linear weights, zero biases, BN weight N(1, gain).
+
+    Spectral norms are then settled on the new weights (`settle_spectral_norms`).
+    """
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
             nn.init.normal_(m.weight, 1.0, gain)
@@ -127,3 +153,4 @@ def init_xavier(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.xavier_normal_(weight, gain=gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+    settle_spectral_norms(module)

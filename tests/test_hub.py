@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import semsyn
+import semsyn.hub
 from semsyn.errors import CheckpointError, HubError
 from semsyn.testing.hub_server import HubServer
 
@@ -226,3 +227,14 @@ def test_semsyn_push_cli_refuses_a_non_model_folder(hub: HubServer, tmp_path: Pa
     assert main([str(tmp_path), "org/cli"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "is not a semsyn model folder" in err
+
+
+def test_sample_images_travel_with_the_card(hub: HubServer, tmp_path: Path) -> None:
+    from huggingface_hub import HfApi
+
+    model = tiny_model(tmp_path, 6)
+    model.push_to_hub("org/samples", samples={"grid": model.synthesize(LABEL, seed=0)})
+    files = HfApi(endpoint=hub.endpoint).list_repo_files("org/samples")
+    assert "samples/grid.png" in files
+    card = semsyn.hub.download_file("org/samples", "README.md").read_text()
+    assert "![grid](samples/grid.png)" in card

@@ -29,6 +29,8 @@ def add_set_argument(parser: argparse.ArgumentParser) -> None:
 def setup_logging(verbose: bool = False) -> None:
     """Info-level logging to stderr for CLIs (rank 0 decides elsewhere whether to log at info)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpx2", "httpcore", "huggingface_hub"):  # one line per HTTP request otherwise
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def run(

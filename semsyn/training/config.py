@@ -25,15 +25,17 @@ class TrainConfig:
         beta2: Adam beta2.
         lr_decay_start_step: step from which both rates fall linearly to 0 at `steps`; None = steps // 2,
             and a value >= steps keeps them constant.
-        d_steps_per_g: discriminator updates per generator update.
+        d_steps_per_g: discriminator updates per generator update, each on its own batch (SPADE's
+            D_steps_per_G: the generator phase uses the first).
         grad_accum_steps: micro-batches accumulated per update (batch_size is split across them).
         ema_halflife_images: half-life of the generator EMA in images; None disables the EMA.
         amp: autocast dtype on CUDA ("bf16", "fp16") or "none"; ignored on CPU.
-        sync_batchnorm: convert batch norms to torch's SyncBatchNorm under DDP.
+        sync_batchnorm: under DDP, convert the `syncbatch` norms to synchronised batch norms (torch's
+            SyncBatchNorm on GPUs, an all-reduce stand-in on the CPU); `batch` norms stay per process.
         num_workers: data-loader worker processes.
-        log_every: steps between metric log lines.
+        log_every: steps between metric log lines (metrics.jsonl, TensorBoard, the info log).
         sample_every: steps between sample grids (0 disables).
-        checkpoint_every: steps between checkpoints (0: only at the end).
+        checkpoint_every: steps between checkpoints (0: only at the end; there is always one at the end).
         keep_checkpoints: how many step checkpoints to keep.
         push_to_hub: a Hub repo id to publish the final model to, or None.
         init_from: a model source (name, hf-hub:, local-dir:) whose weights start the run (fine-tuning).

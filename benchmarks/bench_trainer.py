@@ -1,0 +1,149 @@
+"""Trainer overhead: a `Trainer` step against the bare forward/backward/optimizer steps of the same models.
+
+Both loops train the same spec's networks on the same batch size in the same process, in interleaved
+rounds (so a machine's load drift hits both alike); the figure is the median step time of each. The
+bare loop does exactly the trainer's arithmetic (G phase with the discriminator frozen, D phase on a
+regenerated fake, Adam steps) on tensors already in memory; the trainer adds the data loader (items
+pre-rendered in memory, so no decoding is counted), label checks and one-hot, the NaN check, the LR
+schedule, the loss bookkeeping and its hooks (metrics every `log_every` steps). Target: <= 10%.
+
+    .venv/bin/python benchmarks/bench_trainer.py [--spec spade-synthetic] [--batch 4] [--steps 10]
+        [--rounds 5] [--ema] [--threads 1] [--set generator.ngf=4 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import semsyn
+from semsyn.builder import build_losses, build_model
+from semsyn.data import build_dataset
+from semsyn.registry import DATASETS
+from semsyn.training.trainer import Trainer
+
+
+@DATASETS.register("bench-in-memory")
+class InMemory(torch.utils.data.Dataset):
+    """The spec's real dataset rendered once into memory (so the benchmark times the trainer, not the data)."""
+
+    items: list = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.items[index]
+
+
+def bare_step(nets, losses, opts, sem, real) -> None:
+    """The trainer's arithmetic with nothing around it."""
+    gen, disc = nets
+    opts[0].zero_grad(set_to_none=True)
+    disc.requires_grad_(False)
+    fake = gen(sem)
+    out = disc(torch.cat([fake, real]), torch.cat([sem, sem]))
+    n = fake.shape[0]
+    fake_out = semsyn.DiscriminatorOutput([t[:n] for t in out.logits], [[f[:n] for f in fs] for fs in out.features])
+    real_out = semsyn.DiscriminatorOutput([t[n:] for t in out.logits], [[f[n:] for f in fs] for fs in out.features])
+    loss = sum(
+        w * (m(fake_out, True, for_discriminator=False) if m.role == "gan" else m(fake_out, real_out))
+        for w, m in losses
+    )
+    loss.backward()
+    disc.requires_grad_(True)
+    opts[0].step()
+    opts[1].zero_grad(set_to_none=True)
+    with torch.no_grad():
+        fake = gen(sem)
+    out = disc(torch.cat([fake, real]), torch.cat([sem, sem]))
+    fake_out = semsyn.DiscriminatorOutput([t[:n] for t in out.logits], [])
+    real_out = semsyn.DiscriminatorOutput([t[n:] for t in out.logits], [])
+    d_loss = sum(w * (m(fake_out, False) + m(real_out, True)) for w, m in losses if m.role == "gan")
+    d_loss.backward()
+    opts[1].step()
+
+
+def timed(fn, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default="spade-synthetic")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=10, help="steps per round and loop")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--ema", action="store_true", help="turn the generator EMA on in the trainer")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared machine)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="spec override, e.g. --set generator.ngf=4 (repeatable)",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    overrides = [f"train.batch_size={args.batch}", "train.steps=100000", "train.log_every=10", "train.device=cpu"]
+    if args.ema:
+        overrides.append("train.ema_halflife_images=10000")
+    spec = semsyn.load_spec(args.spec, overrides=overrides + args.overrides)
+    source = build_dataset(spec, "train")
+    InMemory.items = [source[i] for i in range(64)]
+    spec = spec.with_overrides({"data": {"name": "bench-in-memory"}})
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(spec, Path(tmp) / "run")
+        torch.manual_seed(0)
+        model = build_model(spec, with_discriminator=True).train()
+        nets = (model.generator, model.discriminator)
+        losses = [(w, m) for w, m in build_losses(spec).values() if w]
+        cfg = spec.train_config()
+        opts = [
+            torch.optim.Adam(n.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2))
+            for n, lr in zip(nets, (cfg.lr_g, cfg.lr_d))
+        ]
+        batch = [InMemory.items[i] for i in range(args.batch)]
+        sem = model.semantics(torch.stack([b["label"] for b in batch]), torch.stack([b["instance"] for b in batch]))
+        real = torch.stack([b["image"] for b in batch])
+
+        def trainer_step() -> None:
+            logs = trainer.train_step()
+            for hook in trainer.hooks:
+                hook.after_step(trainer, logs)
+
+        for hook in trainer.hooks:
+            hook.before_train(trainer)
+        trainer_step()  # warm-up: first calls allocate and pick kernels
+        bare_step(nets, losses, opts, sem, real)
+        bare, full = [], []
+        for _ in range(args.rounds):
+            bare.append(timed(lambda: bare_step(nets, losses, opts, sem, real), args.steps))
+            full.append(timed(trainer_step, args.steps))
+        for hook in trainer.hooks:
+            hook.close()
+
+    b, f = statistics.median(bare), statistics.median(full)
+    print(
+        f"spec {args.spec} {spec.image_size[0]}x{spec.image_size[1]}, batch {args.batch}, "
+        f"{torch.get_num_threads()} threads, EMA {'on' if args.ema else 'off'}, "
+        f"{args.rounds} rounds x {args.steps} steps"
+    )
+    print(f"bare step     {b * 1000:8.1f} ms  (rounds: {', '.join(f'{x * 1000:.0f}' for x in bare)})")
+    print(f"trainer step  {f * 1000:8.1f} ms  (rounds: {', '.join(f'{x * 1000:.0f}' for x in full)})")
+    print(f"overhead      {100 * (f - b) / b:+8.1f} %  (target <= 10%)")
+
+
+if __name__ == "__main__":
+    main()

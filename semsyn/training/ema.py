@@ -1,0 +1,73 @@
+"""Exponential moving average of the generator's weights, with a half-life counted in images."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from semsyn.builder import build_component
+from semsyn.registry import GENERATORS
+from semsyn.spec import Spec
+
+__all__ = ["GeneratorEMA"]
+
+
+class GeneratorEMA:
+    """A second generator whose weights follow the trained one's with an exponential moving average.
+
+    After each step, `ema = lerp(ema, weights, 1 - beta)` with `beta = 0.5 ** (images / halflife_images)`,
+    so the half-life does not change with the batch size (as in StyleGAN/EDM). Buffers (batch-norm
+    statistics, spectral-norm u and v) are copied, not averaged.
+
+    The copy is a fresh generator built from the spec and loaded with the trained one's state dict:
+    `copy.deepcopy` of a module with classic spectral norm fails after a training forward (its
+    computed `weight` is a non-leaf tensor). Synchronised batch norms of the trained generator load into
+    the plain modules here, the keys being the same.
+
+    Args:
+        spec: the run's spec (the generator section builds the copy).
+        source: the trained generator (unwrapped from DDP).
+        halflife_images: images after which the old weights weigh one half.
+    """
+
+    def __init__(self, spec: Spec, source: nn.Module, halflife_images: float) -> None:
+        self.halflife_images = float(halflife_images)
+        self.module: nn.Module = build_component(GENERATORS, spec.data["generator"], spec.labels, spec.image_size)
+        self.module.load_state_dict(source.state_dict())
+        first = next(source.parameters(), None)
+        if first is not None:
+            self.module.to(device=first.device, dtype=first.dtype)
+        self.module.eval().requires_grad_(False)
+        self._pairs: tuple[nn.Module, list[tuple[torch.Tensor, torch.Tensor]], list[tuple[torch.Tensor, torch.Tensor]]]
+        self._pairs = (source, *self._match(source))
+
+    def _match(
+        self, source: nn.Module
+    ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """(ema, trained) parameter pairs to average (floating point only) and buffer pairs to copy, by name."""
+        own_p, own_b = dict(self.module.named_parameters()), dict(self.module.named_buffers())
+        params = [(own_p[k], p) for k, p in source.named_parameters() if p.is_floating_point()]
+        buffers = [(own_b[k], b) for k, b in source.named_buffers()]
+        return params, buffers
+
+    @torch.no_grad()
+    def update(self, source: nn.Module, images: int) -> None:
+        """Move the average towards `source` after a step that saw `images` images (over all processes)."""
+        beta = 0.5 ** (images / max(self.halflife_images, 1e-8))
+        if self._pairs[0] is not source:
+            self._pairs = (source, *self._match(source))
+        _, params, buffers = self._pairs
+        if params:
+            torch._foreach_lerp_([e for e, _ in params], [s.detach() for _, s in params], 1.0 - beta)
+        for e, s in buffers:
+            e.copy_(s)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged generator's state dict."""
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], where: str = "EMA weights") -> None:
+        """Load the averaged weights strictly."""
+        from semsyn.checkpoint import load_strict
+
+        load_strict(self.module, state, where)

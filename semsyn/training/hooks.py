@@ -1,0 +1,449 @@
+"""Trainer hooks: progress bar, metrics log, TensorBoard, sample grids, evaluation, checkpoints, Hub push.
+
+A hook observes the run (`before_train`, `after_step`, `after_train`, `close`) and keeps whatever state a
+resumed run must restore in `state_dict` / `load_state_dict`. Hooks write files; they never change what
+is trained (the EMA and the LR schedule are part of the training step, see `semsyn.training.trainer`).
+Hooks with `main_only = True` run on rank 0 only.
+
+Checkpoint folders live here too: `RUN_DIR/checkpoints/step_000123/` holding `model.safetensors`,
+`state.pt` and, written last, the marker `complete.json`. A folder is built under a temporary name and
+renamed into place, so a killed run leaves either a complete checkpoint or none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from semsyn.checkpoint import atomic_write_text, load_safetensors, save_safetensors, torch_load, torch_save
+from semsyn.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from semsyn.training.trainer import Trainer
+
+__all__ = [
+    "Hook",
+    "ProgressHook",
+    "MetricsHook",
+    "TensorBoardHook",
+    "SampleHook",
+    "EvalHook",
+    "CheckpointHook",
+    "PushToHubHook",
+    "CHECKPOINTS_DIR",
+    "MARKER",
+    "write_checkpoint",
+    "read_checkpoint",
+    "list_checkpoints",
+    "latest_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS_DIR = "checkpoints"
+MARKER = "complete.json"
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "state.pt"
+# Test-only: seconds to sleep between the checkpoint's files and its marker, so a test can kill a run mid-write.
+DELAY_ENV = "SEMSYN_TEST_CHECKPOINT_DELAY"
+
+
+class Hook:
+    """Base hook: every method is a no-op."""
+
+    name = "hook"
+    main_only = True
+
+    def before_train(self, trainer: Trainer) -> None:
+        """Called once before the first step (after a resume has restored the state)."""
+
+    def after_step(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
+        """Called after every step; `trainer.step` counts the steps done, `logs` holds the step's loss terms."""
+
+    def after_train(self, trainer: Trainer) -> None:
+        """Called once when the run (or the requested part of it) has finished without error."""
+
+    def close(self) -> None:
+        """Release files and bars; called after `after_train` and when training fails."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue this hook exactly."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore `state_dict()`."""
+
+
+# -- checkpoint folders -------------------------------------------------------------------------------
+def _step_name(step: int) -> str:
+    return f"step_{step:06d}"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot fsync a directory; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(path: Path) -> None:
+    """Rename out of the way first, so a kill during the deletion leaves nothing that looks like a checkpoint."""
+    trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def write_checkpoint(
+    run_dir: str | os.PathLike[str], step: int, weights: Mapping[str, torch.Tensor], state: Mapping[str, Any]
+) -> Path:
+    """Write `checkpoints/step_XXXXXX/` atomically: files into a temporary folder, the marker last, then rename."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    name = _step_name(step)
+    tmp = root / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_safetensors(weights, tmp / WEIGHTS_FILE, metadata={"semsyn_step": str(step)})
+    torch_save(dict(state), tmp / STATE_FILE)
+    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+    if delay > 0:
+        time.sleep(delay)
+    sizes = {f: (tmp / f).stat().st_size for f in (WEIGHTS_FILE, STATE_FILE)}
+    atomic_write_text(tmp / MARKER, json.dumps({"step": step, "sizes": sizes}))
+    _fsync_dir(tmp)
+    final = root / name
+    if final.exists():
+        _remove_tree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    return final
+
+
+def _marker_step(path: Path) -> int | None:
+    """The step recorded by a checkpoint folder's marker, or None when the folder is not complete."""
+    try:
+        marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
+        sizes = marker["sizes"]
+        if any((path / f).stat().st_size != size for f, size in sizes.items()):
+            return None
+        return int(marker["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """(step, folder) of every complete checkpoint of a run, oldest first; incomplete folders are ignored."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.glob("step_*"):
+        step = _marker_step(path) if path.is_dir() else None
+        if step is not None:
+            found.append((step, path))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The newest complete checkpoint folder of a run, or None."""
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(weights, trainer state) of a complete checkpoint folder; safetensors and `weights_only` loads only."""
+    path = Path(path)
+    if _marker_step(path) is None:
+        raise CheckpointError(
+            f"{path} is not a complete checkpoint (its {MARKER} is missing or its files changed size); "
+            "resume from another one, or delete it"
+        )
+    return load_safetensors(path / WEIGHTS_FILE), torch_load(path / STATE_FILE)
+
+
+def remove_incomplete(run_dir: str | os.PathLike[str]) -> None:
+    """Delete what killed runs left half-written (temporary and trash folders); complete checkpoints stay."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    for path in root.glob(".tmp-step_*") if root.is_dir() else ():
+        shutil.rmtree(path, ignore_errors=True)
+    for path in root.glob(".trash-*") if root.is_dir() else ():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# -- hooks --------------------------------------------------------------------------------------------
+def _format_logs(logs: Mapping[str, float]) -> str:
+    return " ".join(f"{k} {v:.4g}" for k, v in logs.items())
+
+
+class ProgressHook(Hook):
+    """A tqdm bar with step, images/s, the loss terms and the ETA; shown only on a terminal."""
+
+    name = "progress"
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._bar: Any = None
+
+    def before_train(self, trainer: Trainer) -> None:
+        if not self.enabled:
+            return
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(
+            total=trainer.config.steps,
+            initial=trainer.step,
+            unit="step",
+            dynamic_ncols=True,
+            desc=trainer.spec.name or "train",
+        )
+
+    def after_step(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
+        if self._bar is None:
+            return
+        self._bar.update(1)
+        rate = self._bar.format_dict.get("rate") or 0.0
+        self._bar.set_postfix_str(f"{rate * trainer.config.batch_size:.1f} img/s {_format_logs(logs)}", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class MetricsHook(Hook):
+    """`metrics.jsonl`: every `every` steps one JSON line of the terms averaged since the last line.
+
+    Each line has "step", "images_per_s", "lr_generator", "lr_discriminator" and every loss term. The
+    same line is logged at info level. A resumed run first drops the lines past its checkpoint.
+    """
+
+    name = "metrics"
+
+    def __init__(self, path: str | os.PathLike[str], every: int) -> None:
+        self.path = Path(path)
+        self.every = max(1, every)
+        self._sums: dict[str, float] = {}
+        self._count = 0
+        self._step = 0
+        self._clock: tuple[float, int] | None = None
+
+    def before_train(self, trainer: Trainer) -> None:
+        self._clock = (time.perf_counter(), trainer.step)
+
+    def after_step(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
+        self._step = trainer.step
+        for key, value in logs.items():
+            self._sums[key] = self._sums.get(key, 0.0) + value
+        self._count += 1
+        if trainer.step % self.every and trainer.step != trainer.config.steps:
+            return
+        now = time.perf_counter()
+        start, start_step = self._clock or (now, trainer.step)
+        rate = (trainer.step - start_step) * trainer.config.batch_size / max(now - start, 1e-9)
+        self._clock = (now, trainer.step)
+        line: dict[str, Any] = {"step": trainer.step, "images_per_s": round(rate, 3)}
+        line.update({f"lr_{k}": g.param_groups[0]["lr"] for k, g in trainer.optimizers.items()})
+        line.update({k: v / self._count for k, v in self._sums.items()})
+        self._sums, self._count = {}, 0
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+        logger.info(
+            "step %d/%d | %s | %.1f img/s",
+            trainer.step,
+            trainer.config.steps,
+            _format_logs({k: v for k, v in line.items() if "/" in k}),
+            rate,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self._step, "sums": dict(self._sums), "count": self._count}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._step = int(state.get("step", 0))
+        self._sums = dict(state.get("sums", {}))
+        self._count = int(state.get("count", 0))
+        if not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= self._step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill
+        atomic_write_text(self.path, "".join(f"{k}\n" for k in kept))
+
+
+class TensorBoardHook(Hook):
+    """Scalars to TensorBoard every `every` steps, when the `tensorboard` package is installed (else nothing)."""
+
+    name = "tensorboard"
+
+    def __init__(self, log_dir: str | os.PathLike[str], every: int) -> None:
+        self.log_dir = Path(log_dir)
+        self.every = max(1, every)
+        self._writer: Any = None
+
+    def before_train(self, trainer: Trainer) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # optional dependency: `pip install semsyn[tensorboard]`
+            logger.debug("tensorboard is not installed; no TensorBoard logs")
+            return
+        self._writer = SummaryWriter(str(self.log_dir), purge_step=trainer.step + 1 if trainer.step else None)
+
+    def after_step(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
+        if self._writer is None or (trainer.step % self.every and trainer.step != trainer.config.steps):
+            return
+        for key, value in logs.items():
+            self._writer.add_scalar(key, value, trainer.step)
+        for key, opt in trainer.optimizers.items():
+            self._writer.add_scalar(f"lr/{key}", opt.param_groups[0]["lr"], trainer.step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class SampleHook(Hook):
+    """`samples/step_XXXXXX.png` every `every` steps: rows of label map (colourised) | generated | real.
+
+    The images come from the same first items of the dataset every time, generated in eval mode (the
+    EMA generator when there is one) with a fixed seed, so grids of different steps compare.
+    """
+
+    name = "samples"
+
+    def __init__(self, folder: str | os.PathLike[str], every: int, count: int = 4) -> None:
+        self.folder = Path(folder)
+        self.every = every
+        self.count = count
+
+    def after_step(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
+        if self.every > 0 and trainer.step % self.every == 0:
+            self.write(trainer)
+
+    def write(self, trainer: Trainer) -> Path:
+        """Write the grid of the current step and return its path."""
+        from PIL import Image
+
+        label, fake, real = trainer.sample_batch(self.count)
+        rows = [torch.cat([_colorize(lab, trainer), f, r], dim=2) for lab, f, r in zip(label, fake, real)]
+        grid = torch.cat(rows, dim=1)
+        pixels = ((grid.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        path = self.folder / f"{_step_name(trainer.step)}.png"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        from semsyn.checkpoint import atomic_write
+
+        atomic_write(path, lambda p: Image.fromarray(pixels).save(p, format="PNG"))
+        return path
+
+
+def _colorize(label: torch.Tensor, trainer: Trainer) -> torch.Tensor:
+    """A (1, H, W) label map as a (3, H, W) image in [-1, 1], in the schema's palette (or the default one)."""
+    from semsyn.data import colorize
+
+    schema = trainer.spec.labels
+    return colorize(label.cpu(), schema.num_classes, schema.palette).float() / 127.5 - 1
+
+
+class EvalHook(Hook):
+    """Evaluation slot: calls `evaluate(trainer) -> {metric: value}` every `every` steps and logs the result.
+
+    A placeholder for now: the default trainer installs it without an `evaluate` function, so it does
+    nothing. The FID / mIoU metrics of `semsyn.evaluation` are meant to plug in here.
+    """
+
+    name = "eval"
+
+    def __init__(
+        self,
+        every: int = 0,
+        evaluate: Callable[[Trainer], Mapping[str, float]] | None = None,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.every = every
+        self.evaluate = evaluate
+        self.path = Path(path) if path is not None else None
+
+    def after_step(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
+        if self.evaluate is None or self.every <= 0 or trainer.step % self.every:
+            return
+        results = {k: float(v) for k, v in self.evaluate(trainer).items()}
+        logger.info("step %d eval | %s", trainer.step, _format_logs(results))
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"step": trainer.step, **results}) + "\n")
+
+
+class CheckpointHook(Hook):
+    """Checkpoints every `every` steps and at the end; the final model folder when the run completes.
+
+    Runs on every process (the RNG states of all of them are gathered); only rank 0 writes. Keeps the
+    newest `keep` step checkpoints.
+    """
+
+    name = "checkpoint"
+    main_only = False
+
+    def __init__(self, every: int, keep: int) -> None:
+        self.every = every
+        self.keep = max(1, keep)
+        self.last_saved: int | None = None
+
+    def after_step(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
+        if self.every > 0 and trainer.step % self.every == 0:
+            self.save(trainer)
+
+    def after_train(self, trainer: Trainer) -> None:
+        if self.last_saved != trainer.step:
+            self.save(trainer)
+        if trainer.finished and trainer.dist.is_main:
+            trainer.save_final()
+
+    def save(self, trainer: Trainer) -> None:
+        """Write a checkpoint of the current step (a collective call: every process enters it)."""
+        self.last_saved = trainer.step
+        weights, state = trainer.weights(), trainer.state_dict()
+        if not trainer.dist.is_main:
+            return
+        path = write_checkpoint(trainer.run_dir, trainer.step, weights, state)
+        logger.info("checkpoint %s", path)
+        for _, old in list_checkpoints(trainer.run_dir)[: -self.keep]:
+            _remove_tree(old)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_saved": self.last_saved}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.last_saved = state.get("last_saved")
+
+
+class PushToHubHook(Hook):
+    """At the end of a completed run, `model.push_to_hub(repo_id)` with the final model (EMA generator if any)."""
+
+    name = "push"
+
+    def __init__(self, repo_id: str) -> None:
+        self.repo_id = repo_id
+
+    def after_train(self, trainer: Trainer) -> None:
+        if trainer.finished:
+            commit = trainer.final_model().push_to_hub(self.repo_id)
+            logger.info("pushed the final model to %s (%s)", self.repo_id, commit)

@@ -1,0 +1,601 @@
+"""CC-FPSE: conditional-convolution generator and feature-pyramid semantics-embedding discriminator.
+
+Paper: Liu, Yin, Shao, Wang, Li, "Learning to Predict Layout-to-image Conditional Convolutions for
+Semantic Image Synthesis", NeurIPS 2019. Official code: https://github.com/xh-liu/CC-FPSE
+(`CondConvGenerator`, `DepthsepCCBlock`, `DepthConv`, `FPSEDiscriminator`); this file is written from
+the architecture notes and loads the official checkpoints key for key (official module names are kept).
+
+The generator is SPADE's skeleton in which every residual block convolves with filters predicted from
+the label map: a weight-prediction network emits, for every pixel and channel, a 3x3 depthwise kernel
+(`DepthsepCCBlock`), and a label-map FPN (`labelenc*`, `labellat*`, `labeldec*`) gives every block
+global context. The discriminator scores real/fake on a feature pyramid and adds a projection-style
+semantic-embedding term (`semantic_embedding: false` drops it: the paper's "FP" ablation).
+
+What differs from the official code, none of it visible in the numbers:
+
+* the per-pixel depthwise convolution defaults to a lean implementation (`depthwise_impl: lean`): shift
+  and multiply over the 9 taps in a custom autograd function that keeps only its two inputs for backward,
+  where the official `nn.Unfold` keeps a 9x copy of the input (`depthwise_impl: unfold` is that reference);
+* the dead BatchNorms of the official blocks (`norm_0`, `conv_0.norm_layer`, `conv_2.norm_layer`, built but
+  never called) are not built; the key table accepts and drops them;
+* 5 or 6 upsamplings are a `num_upsampling_layers` field, not a consequence of `dataset_mode == cityscapes`;
+* without VAE, `fc` is SPADE's 3x3 conv to 16 ngf channels (the official one emits 16 ngf * sh * sw channels,
+  which crashes unless sh = sw = 1; the architecture notes count it this way too);
+* `spectral_norm: false` also drops it from the shortcut conv (always spectral in the official code);
+* the 128-channel hidden width of the prediction heads (hard-coded there) is `hidden_channels`;
+* with `use_vae` and no z, z is drawn on the input's device with the caller's `torch.Generator`;
+* a freshly built network settles its spectral norms' u, v with a few power iterations (torch draws them at
+  random and eval mode uses them as stored, so an untrained model in eval would divide by a random sigma).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from semsyn.convert import OFFICIAL_FORMATS, KeyTable
+from semsyn.errors import ConversionError, LabelError, SemsynError, SpecError
+from semsyn.model import DiscriminatorOutput
+from semsyn.registry import DISCRIMINATORS, GENERATORS, ref
+from semsyn_models.layers import SPADE, init_xavier, lrelu, make_norm, resize_nearest, spectral
+
+__all__ = [
+    "DEPTHWISE_IMPLS",
+    "cond_depthwise_conv3x3",
+    "CondDepthwiseConv",
+    "DepthsepCCBlock",
+    "CondConvGenerator",
+    "FPSEDiscriminator",
+    "CCFPSEOfficialFormat",
+]
+
+logger = logging.getLogger(__name__)
+
+DEPTHWISE_IMPLS = ("lean", "unfold")
+UPSAMPLINGS = {"normal": 5, "more": 6}
+
+
+# -- the conditional (per-pixel, per-channel) depthwise 3x3 convolution ------------------------------------
+
+
+def _tap_slices(tap: int, height: int, width: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """(output rows, cols), (input rows, cols) where tap (ky, kx) = divmod(tap, 3) reads inside the image.
+
+    out[y, x] += w[tap, y, x] * in[y + ky - 1, x + kx - 1]; zero padding means the other pixels get nothing.
+    """
+
+    def axis(offset: int, n: int) -> tuple[slice, slice]:
+        if offset < 0:
+            return slice(1, n), slice(0, n - 1)
+        if offset > 0:
+            return slice(0, n - 1), slice(1, n)
+        return slice(0, n), slice(0, n)
+
+    ky, kx = divmod(tap, 3)
+    (yo, yi), (xo, xi) = axis(ky - 1, height), axis(kx - 1, width)
+    return (yo, xo), (yi, xi)
+
+
+def _zero_outside(t: torch.Tensor, rows: slice, cols: slice) -> None:
+    """Zero the border row / column of t (..., H, W) that `rows`, `cols` leave out (at most one of each)."""
+    h, w = t.shape[-2:]
+    if rows.start:
+        t[..., : rows.start, :] = 0
+    if rows.stop < h:
+        t[..., rows.stop :, :] = 0
+    if cols.start:
+        t[..., :, : cols.start] = 0
+    if cols.stop < w:
+        t[..., :, cols.stop :] = 0
+
+
+class _LeanCondDepthwise(torch.autograd.Function):
+    """Shift-and-multiply over the 9 taps; saves only x and the weights (no unfolded copy) for backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        taps = weights.view(n, c, 9, h, w)
+        out = x * taps[:, :, 4]  # the centre tap covers every pixel
+        for t in range(9):
+            if t == 4:
+                continue
+            (yo, xo), (yi, xi) = _tap_slices(t, h, w)
+            out[:, :, yo, xo].addcmul_(taps[:, :, t, yo, xo], x[:, :, yi, xi])
+        ctx.save_for_backward(x, weights)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        x, weights = ctx.saved_tensors
+        n, c, h, w = x.shape
+        taps = weights.view(n, c, 9, h, w)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad * taps[:, :, 4]
+            for t in range(9):
+                if t == 4:
+                    continue
+                (yo, xo), (yi, xi) = _tap_slices(t, h, w)
+                grad_x[:, :, yi, xi].addcmul_(taps[:, :, t, yo, xo], grad[:, :, yo, xo])
+        if ctx.needs_input_grad[1]:
+            grad_taps = torch.empty_like(taps)
+            for t in range(9):
+                (yo, xo), (yi, xi) = _tap_slices(t, h, w)
+                torch.mul(grad[:, :, yo, xo], x[:, :, yi, xi], out=grad_taps[:, :, t, yo, xo])
+                _zero_outside(grad_taps[:, :, t], yo, xo)  # taps reading the zero padding get no gradient
+            grad_w = grad_taps.view_as(weights)
+        return grad_x, grad_w
+
+
+def _unfold_cond_depthwise(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The official formula: unfold x to (N*C, 9, H, W), multiply by the weights, sum over the taps."""
+    n, c, h, w = x.shape
+    cols = F.unfold(x, kernel_size=3, padding=1).view(n * c, 9, h, w)
+    return (weights.reshape(n * c, 9, h, w) * cols).sum(dim=1).view(n, c, h, w)
+
+
+def cond_depthwise_conv3x3(
+    x: torch.Tensor, weights: torch.Tensor, impl: Literal["lean", "unfold"] = "lean"
+) -> torch.Tensor:
+    """Per-sample, per-pixel, per-channel 3x3 convolution with zero padding and no bias.
+
+    Args:
+        x: (N, C, H, W).
+        weights: (N, C * 9, H, W); channel c's taps are weight channels c*9 .. c*9+8 in row-major
+            (ky, kx) order, the official `DepthConv` layout.
+        impl: "lean" (shift and multiply, saves only x and weights for backward; first-order gradients only)
+            or "unfold" (the official formula, keeps a 9x copy of x for backward).
+
+    Returns:
+        (N, C, H, W) in the promoted dtype of x and weights.
+    """
+    n, c, h, w = x.shape
+    if tuple(weights.shape) != (n, 9 * c, h, w):
+        raise SemsynError(
+            f"conditional depthwise conv: weights of shape {tuple(weights.shape)} do not fit x of "
+            f"shape {tuple(x.shape)}; expected {(n, 9 * c, h, w)} (9 taps per channel)"
+        )
+    dtype = torch.promote_types(x.dtype, weights.dtype)  # autocast may hand over mixed precisions
+    x, weights = x.to(dtype), weights.to(dtype).contiguous()
+    if impl == "lean":
+        return _LeanCondDepthwise.apply(x, weights)
+    if impl == "unfold":
+        return _unfold_cond_depthwise(x, weights)
+    raise SemsynError(f"conditional depthwise conv: impl {impl!r} is not one of {', '.join(DEPTHWISE_IMPLS)}")
+
+
+class CondDepthwiseConv(nn.Module):
+    """`cond_depthwise_conv3x3` as a module (the official `DepthConv`, without its unused BatchNorm).
+
+    Args:
+        impl: "lean" (default) or "unfold" (the official formula); outputs agree to float tolerance.
+    """
+
+    def __init__(self, impl: Literal["lean", "unfold"] = "lean") -> None:
+        super().__init__()
+        if impl not in DEPTHWISE_IMPLS:
+            raise SpecError(f"depthwise_impl {impl!r} is not one of {', '.join(map(repr, DEPTHWISE_IMPLS))}")
+        self.impl = impl
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """x (N, C, H, W), weights (N, 9 C, H, W) -> (N, C, H, W)."""
+        return cond_depthwise_conv3x3(x, weights, self.impl)
+
+    def extra_repr(self) -> str:
+        return f"impl={self.impl!r}"
+
+
+# -- generator blocks -------------------------------------------------------------------------------------
+
+
+def _conv_norm_act(
+    cin: int, cout: int, kernel_size: int, stride: int, norm: nn.Module, spectral_norm: bool
+) -> nn.Sequential:
+    """Official `norm_layer(conv) + LeakyReLU`: Sequential(Sequential(SN conv without bias, norm), LReLU).
+
+    The nesting keeps the official keys (`<name>.0.0.weight_orig`, `<name>.0.1.running_mean`).
+    """
+    conv = nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)
+    return nn.Sequential(nn.Sequential(spectral(conv, spectral_norm), norm), nn.LeakyReLU(0.2))
+
+
+def _prediction_head(cond_channels: int, hidden: int, out_channels: int, gate: bool) -> nn.Sequential:
+    """conv3x3(cond -> hidden) + ReLU + conv3x3(hidden -> out) [+ Sigmoid]: a weight-prediction branch."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(cond_channels, hidden, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(hidden, out_channels, 3, padding=1),
+    ]
+    return nn.Sequential(*layers, nn.Sigmoid()) if gate else nn.Sequential(*layers)
+
+
+class DepthsepCCBlock(nn.Module):
+    """Residual block with label-predicted depthwise-separable convolutions.
+
+    main: BN -> conditional depthwise 3x3 (`conv_0`, predicted by `gen_weights1`) -> 1x1 `conv_1` -> x SE gate
+    (`gen_se_weights1`, per pixel and channel) -> LReLU -> BN -> `conv_2` / `conv_3` / `gen_se_weights2` likewise.
+    shortcut (fin != fout): SPADE with param-free BN on the conditioning map -> spectral 1x1 `conv_s`.
+
+    Args:
+        fin: input channels.
+        fout: output channels.
+        cond_channels: channels of the conditioning map (label channels + label-FPN width).
+        hidden_channels: width of every prediction head and of the shortcut SPADE (official 128).
+        spectral_norm: spectral norm on `conv_s` (the 1x1 convs of the main path have none, officially).
+        depthwise_impl: implementation of the conditional depthwise convolution.
+    """
+
+    def __init__(
+        self,
+        fin: int,
+        fout: int,
+        cond_channels: int,
+        *,
+        hidden_channels: int = 128,
+        spectral_norm: bool = True,
+        depthwise_impl: Literal["lean", "unfold"] = "lean",
+    ) -> None:
+        super().__init__()
+        fmiddle = min(fin, fout)
+        self.learned_shortcut = fin != fout
+        self.gen_weights1 = _prediction_head(cond_channels, hidden_channels, fin * 9, gate=False)
+        self.gen_weights2 = _prediction_head(cond_channels, hidden_channels, fmiddle * 9, gate=False)
+        self.gen_se_weights1 = _prediction_head(cond_channels, hidden_channels, fmiddle, gate=True)
+        self.gen_se_weights2 = _prediction_head(cond_channels, hidden_channels, fout, gate=True)
+        self.norm_1 = nn.BatchNorm2d(fin)
+        self.conv_0 = CondDepthwiseConv(depthwise_impl)
+        self.conv_1 = nn.Conv2d(fin, fmiddle, 1)
+        self.norm_2 = nn.BatchNorm2d(fmiddle)
+        self.conv_2 = CondDepthwiseConv(depthwise_impl)
+        self.conv_3 = nn.Conv2d(fmiddle, fout, 1)
+        if self.learned_shortcut:
+            self.norm_s = SPADE(fin, cond_channels, norm="batch", hidden_channels=hidden_channels)
+            self.conv_s = spectral(nn.Conv2d(fin, fout, 1, bias=False), spectral_norm)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """x (N, fin, H, W), cond (N, cond_channels, h, w) -> (N, fout, H, W); cond is resized to x (nearest)."""
+        cond = resize_nearest(cond, x.shape[-2:])
+        x_s = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
+        # Each predicted tensor is made right before its use, so at most one 9x-wide map is alive in forward.
+        dx = self.conv_0(self.norm_1(x), self.gen_weights1(cond))
+        dx = lrelu(self.conv_1(dx) * self.gen_se_weights1(cond))
+        dx = self.conv_2(self.norm_2(dx), self.gen_weights2(cond))
+        dx = lrelu(self.conv_3(dx) * self.gen_se_weights2(cond))
+        return x_s + dx
+
+
+def _latent_size(image_size: tuple[int, int], num_upsampling_layers: str) -> tuple[int, int]:
+    """(sh, sw) as the official `compute_latent_vector_size`: sw = W // 2^n, sh = round(sw / (W / H))."""
+    height, width = image_size
+    sw = width // 2 ** UPSAMPLINGS[num_upsampling_layers]
+    return round(sw / (width / height)), sw  # parity: banker's rounding, as Python's round
+
+
+@GENERATORS.register("cc", test_params={"ngf": 2, "hidden_channels": 8})
+class CondConvGenerator(nn.Module):
+    """The CC-FPSE generator: SPADE's skeleton with conditional-convolution blocks and a label-map FPN.
+
+    Stages (channels in units of ngf): fc -> 16 @ (sh, sw); head_0 16; up; G_middle_0 16; [up if more];
+    G_middle_1 16; up; up_0 8; up; up_1 4; up; up_2 2; up; up_3 1; conv_img -> 3; tanh. Every block is
+    conditioned on cat(label map resized to its size, the label FPN's map at that size).
+
+    Args:
+        label_channels: input channels (injected from the label schema).
+        image_size: (H, W) (injected); must be (sh, sw) * 2^n, as the label FPN halves the map n times.
+        ngf: base width (the last block's channels and the label FPN's width).
+        num_upsampling_layers: "normal" (5 upsamplings) or "more" (6; the official Cityscapes models).
+        use_vae: start from z (N, z_dim) through a Linear layer (trained with the `spade-conv` encoder and
+            the KL loss; all official models) instead of a conv on the downsampled label map.
+        z_dim: size of z (only with use_vae).
+        spectral_norm: spectral norm on the label FPN's convs and the blocks' shortcut convs.
+        hidden_channels: width of the weight-prediction heads and shortcut SPADEs (official 128).
+        depthwise_impl: "lean" or "unfold" (the official formula); see `cond_depthwise_conv3x3`.
+    """
+
+    def __init__(
+        self,
+        label_channels: int,
+        image_size: tuple[int, int],
+        ngf: int = 64,
+        num_upsampling_layers: Literal["normal", "more"] = "normal",
+        use_vae: bool = True,
+        z_dim: int = 256,
+        spectral_norm: bool = True,
+        hidden_channels: int = 128,
+        depthwise_impl: Literal["lean", "unfold"] = "lean",
+    ) -> None:
+        super().__init__()
+        if num_upsampling_layers not in UPSAMPLINGS:
+            raise SpecError(
+                f"generator field 'num_upsampling_layers': {num_upsampling_layers!r} is not one of "
+                f"{', '.join(map(repr, UPSAMPLINGS))} for the cc generator"
+            )
+        n = UPSAMPLINGS[num_upsampling_layers]
+        self.ngf, self.use_vae, self.z_dim = ngf, use_vae, z_dim
+        self.sh, self.sw = _latent_size(tuple(image_size), num_upsampling_layers)
+        self.output_size = (self.sh << n, self.sw << n)
+        if min(self.sh, self.sw) < 1 or self.output_size != tuple(image_size):
+            raise SpecError(
+                f"field 'image_size': {list(image_size)} does not suit the cc generator with "
+                f"num_upsampling_layers={num_upsampling_layers!r}: its label FPN halves the map {n} times, so "
+                f"height and width must be multiples of {2**n} with an integral aspect ratio, e.g. "
+                f"[{max(self.sh, 1) << n}, {max(self.sw, 1) << n}]"
+            )
+        if use_vae:
+            self.fc = nn.Linear(z_dim, 16 * ngf * self.sh * self.sw)
+        else:
+            self.fc = nn.Conv2d(label_channels, 16 * ngf, 3, padding=1)
+        self._build_label_fpn(label_channels, ngf, n, spectral_norm)
+        # (name, fin, fout, upsample before): official module names, so the official keys map one to one.
+        stages = [
+            ("head_0", 16, 16, False),
+            ("G_middle_0", 16, 16, True),
+            ("G_middle_1", 16, 16, n == 6),
+            ("up_0", 16, 8, True),
+            ("up_1", 8, 4, True),
+            ("up_2", 4, 2, True),
+            ("up_3", 2, 1, True),
+        ]
+        self.schedule = [(name, up) for name, _, _, up in stages]
+        for name, fin, fout, _ in stages:
+            self.add_module(
+                name,
+                DepthsepCCBlock(
+                    fin * ngf,
+                    fout * ngf,
+                    label_channels + ngf,
+                    hidden_channels=hidden_channels,
+                    spectral_norm=spectral_norm,
+                    depthwise_impl=depthwise_impl,
+                ),
+            )
+        self.conv_img = nn.Conv2d(ngf, 3, 3, padding=1)
+        self.num_fpn_levels = n + 1
+        init_xavier(self)  # settles the spectral norms too
+
+    def _build_label_fpn(self, label_channels: int, nf: int, n: int, spectral_norm: bool) -> None:
+        """labelenc1 (stride 1) .. labelenc{n+1} (stride 2), laterals labellat1..n (1x1), decoders labeldec1..n."""
+        for i in range(1, n + 2):
+            cin, stride = (label_channels, 1) if i == 1 else (nf, 2)
+            self.add_module(f"labelenc{i}", _conv_norm_act(cin, nf, 3, stride, nn.BatchNorm2d(nf), spectral_norm))
+        for i in range(1, n + 1):
+            self.add_module(f"labellat{i}", _conv_norm_act(nf, nf, 1, 1, nn.BatchNorm2d(nf), spectral_norm))
+            self.add_module(f"labeldec{i}", _conv_norm_act(nf, nf, 3, 1, nn.BatchNorm2d(nf), spectral_norm))
+
+    def _label_fpn(self, semantics: torch.Tensor) -> list[torch.Tensor]:
+        """The label FPN's maps, coarsest (1/2^n) first, full resolution last."""
+        levels = self.num_fpn_levels
+        bottom_up, h = [], semantics
+        for i in range(1, levels + 1):
+            h = getattr(self, f"labelenc{i}")(h)
+            bottom_up.append(h)
+        top_down = [bottom_up[-1]]
+        for i in range(1, levels):
+            lateral = getattr(self, f"labellat{i}")(bottom_up[-1 - i])
+            merged = F.interpolate(top_down[-1], scale_factor=2, mode="nearest") + lateral
+            top_down.append(getattr(self, f"labeldec{i}")(merged))
+        return top_down
+
+    def _start(
+        self, semantics: torch.Tensor, z: torch.Tensor | None, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """The (N, 16 ngf, sh, sw) map the blocks start from."""
+        n = semantics.shape[0]
+        if not self.use_vae:
+            if z is not None:
+                raise SemsynError(
+                    "this cc generator was built with use_vae: false and takes no z; build it with "
+                    "use_vae: true (and a spade-conv encoder) for multimodal synthesis"
+                )
+            return self.fc(resize_nearest(semantics, (self.sh, self.sw)))
+        if z is None:
+            z = torch.randn(n, self.z_dim, generator=generator, device=semantics.device, dtype=semantics.dtype)
+        if tuple(z.shape) != (n, self.z_dim):
+            raise SemsynError(
+                f"z has shape {tuple(z.shape)}; this generator takes ({n}, {self.z_dim}) (batch size, z_dim)"
+            )
+        return self.fc(z).view(n, 16 * self.ngf, self.sh, self.sw)
+
+    def forward(
+        self, semantics: torch.Tensor, z: torch.Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Semantics (N, label_channels, H, W) (+ z (N, z_dim) with use_vae) -> image (N, 3, H, W) in [-1, 1]."""
+        if tuple(semantics.shape[-2:]) != self.output_size:
+            raise LabelError(
+                f"the label map is {tuple(semantics.shape[-2:])} (H, W) but this cc generator was built for "
+                f"{self.output_size}: its label FPN needs exactly that size; resize the label map (nearest) or "
+                "build the model with that image_size"
+            )
+        x = self._start(semantics, z, generator)
+        fpn = self._label_fpn(semantics)
+        level = 0
+        for name, upsample in self.schedule:
+            if upsample:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+                level += 1
+            cond = torch.cat([resize_nearest(semantics, x.shape[-2:]), fpn[level]], dim=1)
+            x = getattr(self, name)(x, cond)
+        return torch.tanh(self.conv_img(lrelu(x)))
+
+
+# -- discriminator ----------------------------------------------------------------------------------------
+
+
+@DISCRIMINATORS.register("fpse", test_params={"ndf": 4})
+class FPSEDiscriminator(nn.Module):
+    """Feature-pyramid semantics-embedding discriminator.
+
+    Bottom-up enc1..enc5 (3x3 stride 2, image only), top-down lat2..lat5 (1x1) with bilinear x2, then
+    final2/3/4 at 1/4, 1/8, 1/16. Each scale scores `tf(f)` (patch real/fake) plus, with the semantic
+    embedding, sum_c embedding(label)_c * seg(f)_c: the label map embedded by a 1x1 conv and average-pooled
+    to that scale, projected on the features (a per-pixel projection discriminator).
+
+    Output: logits at 1/4, 1/8, 1/16; features [[enc2], [enc3], [enc4], [enc5]] (one per "scale"), so a
+    feature-matching loss that divides by the number of scales gives the official sum over the four maps / 4.
+
+    Args:
+        label_channels: channels of the label map (injected).
+        ndf: base width.
+        semantic_embedding: add the semantic-embedding score (False: the "FP" ablation, no `seg` and
+            `embedding` layers, logits independent of the label map).
+        norm: registered param-free norm after each conv of the pyramid (the convs then have no bias).
+        spectral_norm: spectral norm on the pyramid's convs (tf, seg, embedding have none, officially).
+    """
+
+    def __init__(
+        self,
+        label_channels: int,
+        ndf: int = 64,
+        semantic_embedding: bool = True,
+        norm: ref("norm") = "instance",
+        spectral_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.semantic_embedding = semantic_embedding
+
+        def layer(cin: int, cout: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
+            return _conv_norm_act(cin, cout, kernel_size, stride, make_norm(norm, cout), spectral_norm)
+
+        widths = [3, ndf, 2 * ndf, 4 * ndf, 8 * ndf, 8 * ndf]
+        for i in range(1, 6):
+            self.add_module(f"enc{i}", layer(widths[i - 1], widths[i], 3, stride=2))
+        for i in range(2, 6):
+            self.add_module(f"lat{i}", layer(widths[i], 4 * ndf, 1))
+        for i in range(2, 5):
+            self.add_module(f"final{i}", layer(4 * ndf, 2 * ndf, 3))
+        self.tf = nn.Conv2d(2 * ndf, 1, 1)
+        if semantic_embedding:
+            self.seg = nn.Conv2d(2 * ndf, 2 * ndf, 1)
+            self.embedding = nn.Conv2d(label_channels, 2 * ndf, 1)
+        init_xavier(self)  # settles the spectral norms too
+
+    def forward(self, image: torch.Tensor, semantics: torch.Tensor) -> DiscriminatorOutput:
+        """image (N, 3, H, W), semantics (N, label_channels, H, W) -> logits at 1/4, 1/8, 1/16 and features."""
+        bottom_up, h = [], image
+        for i in range(1, 6):
+            h = getattr(self, f"enc{i}")(h)
+            bottom_up.append(h)
+        f12, f13, f14, f15 = bottom_up[1:]
+        f25 = self.lat5(f15)
+        f24 = _up_bilinear(f25) + self.lat4(f14)
+        f23 = _up_bilinear(f24) + self.lat3(f13)
+        f22 = _up_bilinear(f23) + self.lat2(f12)
+        finals = [self.final2(f22), self.final3(f23), self.final4(f24)]
+        logits = [self.tf(f) for f in finals]
+        if self.semantic_embedding:
+            emb = self.embedding(resize_nearest(semantics, image.shape[-2:]))
+            pooled = []
+            for _ in range(4):  # 1/2, 1/4, 1/8, 1/16; the scores use the last three
+                emb = F.avg_pool2d(emb, kernel_size=2, stride=2)
+                pooled.append(emb)
+            logits = [p + (e * self.seg(f)).sum(dim=1, keepdim=True) for p, e, f in zip(logits, pooled[1:], finals)]
+        return DiscriminatorOutput(logits=logits, features=[[f12], [f13], [f14], [f15]])
+
+
+def _up_bilinear(x: torch.Tensor) -> torch.Tensor:
+    """x2 bilinear, align_corners False: the official `nn.Upsample(scale_factor=2, mode='bilinear')`."""
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+# -- official checkpoints (xh-liu/CC-FPSE) ----------------------------------------------------------------
+
+GENERATOR_KEYS = KeyTable(
+    (
+        # parity: BatchNorms the official blocks build but never call; accepted at load time and not carried.
+        (
+            r"(?:head_0|G_middle_[01]|up_[0-3])\.(?:norm_0|conv_[02]\.norm_layer)\."
+            r"(?:weight|bias|running_mean|running_var|num_batches_tracked)",
+            None,
+        ),
+        (r"(.*)", r"\1"),
+    )
+)
+DISCRIMINATOR_KEYS = KeyTable()  # the modules keep the official names: every key maps to itself
+_NORM_G = ("spectralsync_batch", "spectralbatch")  # the official code crashes on a norm_G without 'spectral'
+
+
+class CCFPSEOfficialFormat:
+    """xh-liu/CC-FPSE checkpoints: `CondConvGenerator` (netG condconv), its encoder, `FPSEDiscriminator`."""
+
+    def section(self, part: str, opt: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The spec section of `part` the official options describe; None when they name another family."""
+        if part == "discriminator":
+            if opt.get("netD") != "fpse":
+                return None
+            _check_option(opt, "norm_D", "spectralinstance", ("spectralinstance",))
+            return {
+                "name": "fpse",
+                "ndf": int(opt.get("ndf", 64)),
+                "semantic_embedding": True,
+                "norm": "instance",
+                "spectral_norm": True,
+            }
+        if opt.get("netG") != "condconv":
+            return None
+        if part == "encoder":
+            # CC-FPSE's encoder is SPADE's ConvEncoder; its width is ngf (nef is unused).
+            _check_option(opt, "norm_E", "spectralinstance", ("spectralinstance",))
+            return {"name": "spade-conv", "ndf": int(opt.get("ngf", 64))} if opt.get("use_vae") else None
+        if part != "generator":
+            return None
+        _check_option(opt, "norm_G", "spectralsync_batch", _NORM_G)
+        # parity: the official class has no upsampling option; dataset_mode cityscapes means 6.
+        upsampling = "more" if opt.get("dataset_mode") == "cityscapes" else "normal"
+        _check_latent_size(opt, upsampling)
+        return {
+            "name": "cc",
+            "ngf": int(opt.get("ngf", 64)),
+            "num_upsampling_layers": upsampling,
+            "use_vae": bool(opt.get("use_vae", False)),
+            "z_dim": int(opt.get("z_dim", 256)),
+            "spectral_norm": True,
+            "hidden_channels": 128,
+        }
+
+    def key_table(self, part: str, opt: Mapping[str, Any]) -> KeyTable:
+        """Official keys -> semsyn keys: identity, minus the dead BatchNorms; the encoder's is SPADE's."""
+        if part == "generator":
+            return GENERATOR_KEYS
+        if part == "discriminator":
+            return DISCRIMINATOR_KEYS
+        if "spade" not in OFFICIAL_FORMATS:
+            raise ConversionError(
+                "converting a CC-FPSE encoder needs the 'spade' official format (the encoder "
+                "is SPADE's ConvEncoder); install or import the SPADE family"
+            )
+        return OFFICIAL_FORMATS.get("spade").key_table("encoder", {**opt, "netG": "spade"})
+
+
+def _check_option(opt: Mapping[str, Any], field: str, default: str, supported: tuple[str, ...]) -> None:
+    value = str(opt.get(field, default))
+    if value not in supported:
+        raise ConversionError(
+            f"options field {field} = {value!r}: semsyn converts CC-FPSE checkpoints with "
+            f"{' or '.join(map(repr, supported))} only"
+        )
+
+
+def _check_latent_size(opt: Mapping[str, Any], upsampling: str) -> None:
+    """semsyn derives (sh, sw) from image_size; refuse options where that differs from the official one."""
+    from semsyn.convert import labels_from_options
+
+    crop, aspect = int(opt.get("crop_size", 256)), float(opt.get("aspect_ratio", 1.0))
+    sw = crop // 2 ** UPSAMPLINGS[upsampling]
+    official = (round(sw / aspect), sw)
+    ours = _latent_size(tuple(labels_from_options(opt)["image_size"]), upsampling)
+    if ours != official:
+        raise ConversionError(
+            f"crop_size {crop} with aspect_ratio {aspect} gives the official latent size "
+            f"{official}, which semsyn's image_size-derived size {ours} does not match"
+        )
+
+
+OFFICIAL_FORMATS.register("ccfpse")(CCFPSEOfficialFormat())
