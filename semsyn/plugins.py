@@ -22,8 +22,8 @@ from importlib.metadata import EntryPoint, entry_points
 __all__ = ["GROUP", "PluginFailure", "load_plugins", "loaded_plugins", "failed_plugins"]
 
 GROUP = "semsyn.plugins"
-# Core modules that register components of their own (datasets, metrics); imported with the plugins.
-CORE_MODULES = ("semsyn.data", "semsyn.evaluation")
+# Core modules that register components of their own (datasets); imported with the plugins.
+CORE_MODULES = ("semsyn.data",)
 logger = logging.getLogger(__name__)
 
 

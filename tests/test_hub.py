@@ -238,3 +238,17 @@ def test_sample_images_travel_with_the_card(hub: HubServer, tmp_path: Path) -> N
     assert "samples/grid.png" in files
     card = semsyn.hub.download_file("org/samples", "README.md").read_text()
     assert "![grid](samples/grid.png)" in card
+
+
+def test_a_training_run_publishes_its_final_model(hub: HubServer, tmp_path: Path) -> None:
+    from test_train_support import quiet_cpu, tiny_overrides
+
+    from semsyn.cli.train import main
+
+    args = ["spade-synthetic", "--out", str(tmp_path / "run"), *tiny_overrides("spade-synthetic")]
+    with quiet_cpu():
+        assert main([*args, "--set", "train.push_to_hub=org/trained"]) == 0
+    final = semsyn.create_model(f"local-dir:{tmp_path / 'run' / 'final'}", pretrained=True)
+    pulled = semsyn.create_model("hf-hub:org/trained", pretrained=True)
+    label = torch.arange(64 * 64).reshape(1, 64, 64) % 10
+    assert torch.equal(pulled.synthesize(label, seed=0), final.synthesize(label, seed=0))
