@@ -30,9 +30,10 @@ What differs from the official code, none of it visible in the numbers:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,7 @@ from semsyn_models.layers import SPADE, init_xavier, lrelu, make_norm, resize_ne
 __all__ = [
     "DEPTHWISE_IMPLS",
     "cond_depthwise_conv3x3",
+    "predicted_cond_depthwise_conv3x3",
     "CondDepthwiseConv",
     "DepthsepCCBlock",
     "CondConvGenerator",
@@ -57,7 +59,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEPTHWISE_IMPLS = ("lean", "unfold")
+DepthwiseImpl = Literal["lean", "unfold", "recompute"]
+DEPTHWISE_IMPLS: tuple[str, ...] = get_args(DepthwiseImpl)
+DEFAULT_DEPTHWISE_IMPL: DepthwiseImpl = "lean"
 UPSAMPLINGS = {"normal": 5, "more": 6}
 
 
@@ -95,44 +99,107 @@ def _zero_outside(t: torch.Tensor, rows: slice, cols: slice) -> None:
         t[..., :, cols.stop :] = 0
 
 
+def _taps_apply(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """out (N, C, H, W) = sum over the 9 taps of taps[:, :, t] * x shifted by tap t; taps is (N, C, 9, H, W)."""
+    h, w = x.shape[-2:]
+    out = x * taps[:, :, 4]  # the centre tap covers every pixel
+    for t in range(9):
+        if t == 4:
+            continue
+        (yo, xo), (yi, xi) = _tap_slices(t, h, w)
+        out[:, :, yo, xo].addcmul_(taps[:, :, t, yo, xo], x[:, :, yi, xi])
+    return out
+
+
+def _taps_grad_input(grad: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """d loss / d x (N, C, H, W) of `_taps_apply`, given d loss / d out and the taps."""
+    h, w = grad.shape[-2:]
+    grad_x = grad * taps[:, :, 4]
+    for t in range(9):
+        if t == 4:
+            continue
+        (yo, xo), (yi, xi) = _tap_slices(t, h, w)
+        grad_x[:, :, yi, xi].addcmul_(taps[:, :, t, yo, xo], grad[:, :, yo, xo])
+    return grad_x
+
+
+def _taps_grad_kernels(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """d loss / d taps of `_taps_apply` as (N, 9 C, H, W), the weights' layout; needs x, not the taps."""
+    n, c, h, w = x.shape
+    grad_taps = grad.new_empty(n, c, 9, h, w)
+    for t in range(9):
+        (yo, xo), (yi, xi) = _tap_slices(t, h, w)
+        torch.mul(grad[:, :, yo, xo], x[:, :, yi, xi], out=grad_taps[:, :, t, yo, xo])
+        _zero_outside(grad_taps[:, :, t], yo, xo)  # taps reading the zero padding get no gradient
+    return grad_taps.view(n, 9 * c, h, w)
+
+
+def _as_taps(weights: torch.Tensor) -> torch.Tensor:
+    """(N, 9 C, H, W) weights -> (N, C, 9, H, W) view."""
+    n, c9, h, w = weights.shape
+    return weights.view(n, c9 // 9, 9, h, w)
+
+
 class _LeanCondDepthwise(torch.autograd.Function):
     """Shift-and-multiply over the 9 taps; saves only x and the weights (no unfolded copy) for backward."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        taps = weights.view(n, c, 9, h, w)
-        out = x * taps[:, :, 4]  # the centre tap covers every pixel
-        for t in range(9):
-            if t == 4:
-                continue
-            (yo, xo), (yi, xi) = _tap_slices(t, h, w)
-            out[:, :, yo, xo].addcmul_(taps[:, :, t, yo, xo], x[:, :, yi, xi])
         ctx.save_for_backward(x, weights)
-        return out
+        return _taps_apply(x, _as_taps(weights))
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         x, weights = ctx.saved_tensors
-        n, c, h, w = x.shape
-        taps = weights.view(n, c, 9, h, w)
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_x = grad * taps[:, :, 4]
-            for t in range(9):
-                if t == 4:
-                    continue
-                (yo, xo), (yi, xi) = _tap_slices(t, h, w)
-                grad_x[:, :, yi, xi].addcmul_(taps[:, :, t, yo, xo], grad[:, :, yo, xo])
-        if ctx.needs_input_grad[1]:
-            grad_taps = torch.empty_like(taps)
-            for t in range(9):
-                (yo, xo), (yi, xi) = _tap_slices(t, h, w)
-                torch.mul(grad[:, :, yo, xo], x[:, :, yi, xi], out=grad_taps[:, :, t, yo, xo])
-                _zero_outside(grad_taps[:, :, t], yo, xo)  # taps reading the zero padding get no gradient
-            grad_w = grad_taps.view_as(weights)
+        grad_x = _taps_grad_input(grad, _as_taps(weights)) if ctx.needs_input_grad[0] else None
+        grad_w = _taps_grad_kernels(grad, x) if ctx.needs_input_grad[1] else None
         return grad_x, grad_w
+
+
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast disabled on `device`, so the kernels predicted in forward and recomputed in backward agree."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+class _RecomputeCondDepthwise(torch.autograd.Function):
+    """The predictor's last 3x3 conv fused with the shift-and-multiply: saves x and the conv's operands.
+
+    The (N, 9 C, H, W) kernels live only inside forward and, recomputed, inside backward. Their input
+    `hidden` is the predictor's ReLU output, which ReLU keeps for its own backward anyway.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        with _autocast_off(x.device):
+            kernels = F.conv2d(hidden, weight, bias, padding=1)
+        ctx.save_for_backward(x, hidden, weight, bias)
+        return _taps_apply(x, _as_taps(kernels))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, hidden, weight, bias = ctx.saved_tensors
+        need_x, need_hidden, need_weight, need_bias = ctx.needs_input_grad
+        grad_x = grad_hidden = grad_weight = grad_bias = None
+        if need_x:
+            with _autocast_off(x.device):
+                kernels = F.conv2d(hidden, weight, bias, padding=1)
+            grad_x = _taps_grad_input(grad, _as_taps(kernels))
+            del kernels  # freed before the kernels' gradient, its twin in size, is allocated
+        if need_hidden or need_weight or need_bias:
+            grad_kernels = _taps_grad_kernels(grad, x)
+            if need_hidden:
+                grad_hidden = torch.nn.grad.conv2d_input(hidden.shape, weight, grad_kernels, padding=1)
+            if need_weight:
+                grad_weight = torch.nn.grad.conv2d_weight(hidden, weight.shape, grad_kernels, padding=1)
+            if need_bias:
+                grad_bias = grad_kernels.sum(dim=(0, 2, 3))
+        return grad_x, grad_hidden, grad_weight, grad_bias
 
 
 def _unfold_cond_depthwise(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -152,7 +219,8 @@ def cond_depthwise_conv3x3(
         weights: (N, C * 9, H, W); channel c's taps are weight channels c*9 .. c*9+8 in row-major
             (ky, kx) order, the official `DepthConv` layout.
         impl: "lean" (shift and multiply, saves only x and weights for backward; first-order gradients only)
-            or "unfold" (the official formula, keeps a 9x copy of x for backward).
+            or "unfold" (the official formula, keeps a 9x copy of x for backward). "recompute" needs the
+            weights' predictor: see `predicted_cond_depthwise_conv3x3`.
 
     Returns:
         (N, C, H, W) in the promoted dtype of x and weights.
@@ -169,25 +237,68 @@ def cond_depthwise_conv3x3(
         return _LeanCondDepthwise.apply(x, weights)
     if impl == "unfold":
         return _unfold_cond_depthwise(x, weights)
-    raise SemsynError(f"conditional depthwise conv: impl {impl!r} is not one of {', '.join(DEPTHWISE_IMPLS)}")
+    raise SemsynError(
+        f"conditional depthwise conv: impl {impl!r} is not one of 'lean', 'unfold' for ready weights "
+        "('recompute' needs their predictor: call predicted_cond_depthwise_conv3x3)"
+    )
+
+
+def predicted_cond_depthwise_conv3x3(
+    x: torch.Tensor,
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    impl: DepthwiseImpl = DEFAULT_DEPTHWISE_IMPL,
+) -> torch.Tensor:
+    """`cond_depthwise_conv3x3(x, F.conv2d(hidden, weight, bias, padding=1), impl)`: the weights predicted here.
+
+    Args:
+        x: (N, C, H, W).
+        hidden: (N, K, H, W), the input of the weight predictor's last layer (a 3x3 conv).
+        weight: (9 C, K, 3, 3), that conv's weight; output channel c*9 + tap is channel c's tap.
+        bias: (9 C,) or None, that conv's bias.
+        impl: "recompute" (the conv and the shift-and-multiply fused; keeps x, hidden, weight and bias for
+            backward and recomputes the (N, 9 C, H, W) weights there; first-order gradients only), "lean" or
+            "unfold" (the conv, then `cond_depthwise_conv3x3`, which keeps the weights).
+
+    Returns:
+        (N, C, H, W) in the promoted dtype of x, hidden and weight.
+    """
+    n, c, h, w = x.shape
+    k = hidden.shape[1] if hidden.dim() == 4 else -1
+    if tuple(hidden.shape) != (n, k, h, w) or tuple(weight.shape) != (9 * c, k, 3, 3):
+        raise SemsynError(
+            f"conditional depthwise conv: a predictor of weight {tuple(weight.shape)} on a hidden map of shape "
+            f"{tuple(hidden.shape)} does not fit x of shape {tuple(x.shape)}; expected a weight ({9 * c}, K, 3, 3) "
+            f"and a hidden map ({n}, K, {h}, {w})"
+        )
+    if impl != "recompute":
+        return cond_depthwise_conv3x3(x, F.conv2d(hidden, weight, bias, padding=1), impl)
+    dtype = torch.promote_types(torch.promote_types(x.dtype, hidden.dtype), weight.dtype)
+    bias = None if bias is None else bias.to(dtype)
+    return _RecomputeCondDepthwise.apply(x.to(dtype), hidden.to(dtype).contiguous(), weight.to(dtype), bias)
 
 
 class CondDepthwiseConv(nn.Module):
-    """`cond_depthwise_conv3x3` as a module (the official `DepthConv`, without its unused BatchNorm).
+    """The official `DepthConv` (without its unused BatchNorm) with the last layer of its weight predictor.
+
+    Parameter-free: the predictor's 3x3 conv stays in the predictor (the official `gen_weights*` heads) and
+    is handed over at each call, so that `depthwise_impl: recompute` can fuse it with the convolution.
 
     Args:
-        impl: "lean" (default) or "unfold" (the official formula); outputs agree to float tolerance.
+        impl: "recompute", "lean" or "unfold" (the official formula); outputs agree to float tolerance, see
+            `predicted_cond_depthwise_conv3x3`.
     """
 
-    def __init__(self, impl: Literal["lean", "unfold"] = "lean") -> None:
+    def __init__(self, impl: DepthwiseImpl = DEFAULT_DEPTHWISE_IMPL) -> None:
         super().__init__()
         if impl not in DEPTHWISE_IMPLS:
             raise SpecError(f"depthwise_impl {impl!r} is not one of {', '.join(map(repr, DEPTHWISE_IMPLS))}")
         self.impl = impl
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """x (N, C, H, W), weights (N, 9 C, H, W) -> (N, C, H, W)."""
-        return cond_depthwise_conv3x3(x, weights, self.impl)
+    def forward(self, x: torch.Tensor, hidden: torch.Tensor, predictor: nn.Conv2d) -> torch.Tensor:
+        """x (N, C, H, W), hidden (N, K, H, W), predictor a 3x3 conv K -> 9 C -> (N, C, H, W)."""
+        return predicted_cond_depthwise_conv3x3(x, hidden, predictor.weight, predictor.bias, self.impl)
 
     def extra_repr(self) -> str:
         return f"impl={self.impl!r}"
@@ -230,7 +341,8 @@ class DepthsepCCBlock(nn.Module):
         cond_channels: channels of the conditioning map (label channels + label-FPN width).
         hidden_channels: width of every prediction head and of the shortcut SPADE (official 128).
         spectral_norm: spectral norm on `conv_s` (the 1x1 convs of the main path have none, officially).
-        depthwise_impl: implementation of the conditional depthwise convolution.
+        depthwise_impl: implementation of the conditional depthwise convolution ("lean", "unfold" or
+            "recompute"; see `predicted_cond_depthwise_conv3x3`).
     """
 
     def __init__(
@@ -241,7 +353,7 @@ class DepthsepCCBlock(nn.Module):
         *,
         hidden_channels: int = 128,
         spectral_norm: bool = True,
-        depthwise_impl: Literal["lean", "unfold"] = "lean",
+        depthwise_impl: DepthwiseImpl = DEFAULT_DEPTHWISE_IMPL,
     ) -> None:
         super().__init__()
         fmiddle = min(fin, fout)
@@ -265,9 +377,10 @@ class DepthsepCCBlock(nn.Module):
         cond = resize_nearest(cond, x.shape[-2:])
         x_s = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
         # Each predicted tensor is made right before its use, so at most one 9x-wide map is alive in forward.
-        dx = self.conv_0(self.norm_1(x), self.gen_weights1(cond))
+        # The kernel heads' last conv runs inside conv_0 / conv_2, which may fuse it (depthwise_impl: recompute).
+        dx = self.conv_0(self.norm_1(x), self.gen_weights1[:-1](cond), self.gen_weights1[-1])
         dx = lrelu(self.conv_1(dx) * self.gen_se_weights1(cond))
-        dx = self.conv_2(self.norm_2(dx), self.gen_weights2(cond))
+        dx = self.conv_2(self.norm_2(dx), self.gen_weights2[:-1](cond), self.gen_weights2[-1])
         dx = lrelu(self.conv_3(dx) * self.gen_se_weights2(cond))
         return x_s + dx
 
@@ -297,7 +410,8 @@ class CondConvGenerator(nn.Module):
         z_dim: size of z (only with use_vae).
         spectral_norm: spectral norm on the label FPN's convs and the blocks' shortcut convs.
         hidden_channels: width of the weight-prediction heads and shortcut SPADEs (official 128).
-        depthwise_impl: "lean" or "unfold" (the official formula); see `cond_depthwise_conv3x3`.
+        depthwise_impl: "lean", "recompute" (the least memory) or "unfold" (the official formula); see
+            `predicted_cond_depthwise_conv3x3`.
     """
 
     def __init__(
@@ -310,7 +424,7 @@ class CondConvGenerator(nn.Module):
         z_dim: int = 256,
         spectral_norm: bool = True,
         hidden_channels: int = 128,
-        depthwise_impl: Literal["lean", "unfold"] = "lean",
+        depthwise_impl: DepthwiseImpl = DEFAULT_DEPTHWISE_IMPL,
     ) -> None:
         super().__init__()
         if num_upsampling_layers not in UPSAMPLINGS:

@@ -11,11 +11,14 @@ import semsyn
 from semsyn.builder import build_model
 from semsyn.errors import ConversionError, LabelError, SemsynError, SpecError
 from semsyn_models.ccfpse import (
+    DEPTHWISE_IMPLS,
     GENERATOR_KEYS,
     CCFPSEOfficialFormat,
     CondConvGenerator,
+    DepthsepCCBlock,
     FPSEDiscriminator,
     cond_depthwise_conv3x3,
+    predicted_cond_depthwise_conv3x3,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +98,40 @@ def test_lean_keeps_only_its_inputs_for_backward():
     assert sum(b for p, b in unfold.items() if p not in inputs) == 9 * x.numel() * x.element_size()
 
 
+def _predictor_operands(shape: tuple[int, int, int, int], hidden: int, dtype: torch.dtype = torch.float32):
+    g = torch.Generator().manual_seed(1)
+    n, c, h, w = shape
+    x = torch.randn(n, c, h, w, generator=g, dtype=dtype, requires_grad=True)
+    hid = torch.randn(n, hidden, h, w, generator=g, dtype=dtype).relu().requires_grad_()
+    weight = torch.randn(9 * c, hidden, 3, 3, generator=g, dtype=dtype).mul_(0.3).requires_grad_()
+    bias = torch.randn(9 * c, generator=g, dtype=dtype, requires_grad=True)
+    return x, hid, weight, bias
+
+
+def test_recompute_passes_gradcheck_in_float64():
+    operands = _predictor_operands((2, 2, 4, 5), hidden=3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda *a: predicted_cond_depthwise_conv3x3(*a, impl="recompute"), operands)
+
+
+def test_recompute_keeps_x_and_the_predictor_operands_not_the_kernels():
+    x, hid, weight, bias = _predictor_operands((1, 4, 16, 16), hidden=3)
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        predicted_cond_depthwise_conv3x3(x, hid, weight, bias, impl="recompute")
+    assert set(saved) == {t.untyped_storage().data_ptr() for t in (x, hid, weight, bias)}
+
+
+def test_predicted_cond_depthwise_rejects_a_predictor_of_the_wrong_width():
+    x, hid, weight, bias = _predictor_operands((1, 3, 4, 4), hidden=5)
+    with pytest.raises(SemsynError, match=r"expected a weight \(27, K, 3, 3\)"):
+        predicted_cond_depthwise_conv3x3(x, hid, weight[:18], bias[:18], impl="recompute")
+
+
 def test_cond_depthwise_rejects_weights_of_the_wrong_shape():
     x, weights = _operands((1, 3, 4, 4))
     with pytest.raises(SemsynError, match=r"expected \(1, 27, 4, 4\)"):
@@ -134,20 +171,47 @@ def test_discriminator_has_the_official_parameter_count(label_channels, official
 # -- generator ----------------------------------------------------------------------------------------------
 
 
+# -- blocks -------------------------------------------------------------------------------------------------
+
+
+def test_block_recompute_matches_unfold_on_outputs_and_gradients_of_x_cond_and_heads():
+    torch.manual_seed(0)
+    ref = DepthsepCCBlock(6, 4, 5, hidden_channels=7, depthwise_impl="unfold")
+    fused = DepthsepCCBlock(6, 4, 5, hidden_channels=7, depthwise_impl="recompute")
+    fused.load_state_dict(ref.state_dict())
+    g = torch.Generator().manual_seed(2)
+    x, cond = torch.randn(2, 6, 9, 7, generator=g), torch.randn(2, 5, 9, 7, generator=g)
+    results = []
+    for block in (ref, fused):
+        xi, ci = x.clone().requires_grad_(), cond.clone().requires_grad_()
+        out = block(xi, ci)
+        heads = [p for n, p in block.named_parameters() if n.startswith("gen_")]
+        results.append((out, *torch.autograd.grad(out.square().sum(), (xi, ci, *heads))))
+    assert len(results[0]) == 3 + 4 * 4  # output, x, cond, 4 heads x (2 convs x weight and bias)
+    for i, (a, b) in enumerate(zip(*results)):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=lambda m, i=i: f"result {i}: {m}")
+
+
+def test_block_state_dict_keys_do_not_depend_on_the_impl():
+    keys = [set(DepthsepCCBlock(4, 2, 3, hidden_channels=5, depthwise_impl=i).state_dict()) for i in DEPTHWISE_IMPLS]
+    assert keys[0] == keys[1] == keys[2] and "gen_weights1.2.weight" in keys[0]
+
+
 def _tiny_generator(**kwargs) -> CondConvGenerator:
     torch.manual_seed(0)
     return CondConvGenerator(5, (32, 32), **{"ngf": 2, "hidden_channels": 8, **kwargs})
 
 
-def test_generator_lean_and_unfold_agree_on_outputs_and_gradients():
-    lean, unfold = _tiny_generator(), _tiny_generator(depthwise_impl="unfold")
-    unfold.load_state_dict(lean.state_dict())
+@pytest.mark.parametrize("impl", ["lean", "recompute"])
+def test_generator_impl_agrees_with_unfold_on_outputs_and_gradients(impl):
+    net, unfold = _tiny_generator(depthwise_impl=impl), _tiny_generator(depthwise_impl="unfold")
+    unfold.load_state_dict(net.state_dict())
     sem, z = _semantics(2, 5, (32, 32)), torch.randn(2, 256, generator=torch.Generator().manual_seed(1))
-    outs = [net(sem, z) for net in (lean, unfold)]
+    outs = [m(sem, z) for m in (net, unfold)]
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
     for out in outs:
         out.square().sum().backward()
-    for (name, a), b in zip(lean.named_parameters(), unfold.parameters()):
+    for (name, a), b in zip(net.named_parameters(), unfold.parameters()):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
 
 
