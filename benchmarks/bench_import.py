@@ -28,6 +28,28 @@ def measure(code: str, repeats: int) -> float:
     return statistics.median(times)
 
 
+MARGINAL = (
+    "import time; import torch; t0 = time.perf_counter(); import semsyn; t1 = time.perf_counter(); "
+    "semsyn.list_components(); t2 = time.perf_counter(); print(t1 - t0, t2 - t1)"
+)
+
+
+def marginal(repeats: int) -> tuple[float, float]:
+    """In one process after `import torch`: seconds for `import semsyn`, then for loading the plugins."""
+    runs = [
+        tuple(
+            map(
+                float,
+                subprocess.run(
+                    [sys.executable, "-c", MARGINAL], capture_output=True, text=True, check=True
+                ).stdout.split(),
+            )
+        )
+        for _ in range(repeats)
+    ]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
 def main(repeats: int = 5) -> None:
     measure("import torch", 1)  # warm the file cache
     results = {name: measure(code, repeats) for name, code in CASES.items()}
@@ -36,6 +58,11 @@ def main(repeats: int = 5) -> None:
         print(
             f"{name:<26} {seconds * 1000:7.0f} ms   {seconds / base:5.2f}x torch   (+{(seconds - base) * 1000:.0f} ms)"
         )
+    own, plugins = marginal(repeats)
+    print(
+        f"after torch is imported: import semsyn {own * 1000:.0f} ms, first lookup (zoo + datasets) "
+        f"{plugins * 1000:.0f} ms"
+    )
     leaked = subprocess.run(
         [
             sys.executable,
