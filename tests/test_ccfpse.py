@@ -212,7 +212,9 @@ def test_generator_impl_agrees_with_unfold_on_outputs_and_gradients(impl):
     for out in outs:
         out.square().sum().backward()
     for (name, a), b in zip(net.named_parameters(), unfold.parameters()):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+        # Scaled per parameter: the heads' first convs get gradients of ~1e-8 at this size and init.
+        atol = 1e-5 * b.grad.abs().max().item()
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=atol, msg=lambda m, n=name: f"{n}: {m}")
 
 
 def test_generator_draws_z_with_the_given_torch_generator():

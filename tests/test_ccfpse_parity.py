@@ -35,7 +35,7 @@ def discriminator_dir(tmp_path_factory) -> tuple[Path, dict]:
     return out, load_io(fx)
 
 
-def _load(folder: Path, impl: str = "lean") -> semsyn.SynthesisModel:
+def _load(folder: Path, impl: str = "recompute") -> semsyn.SynthesisModel:
     return semsyn.create_model(
         f"local-dir:{folder}", pretrained=True, with_discriminator=True, generator={"depthwise_impl": impl}
     )
@@ -48,7 +48,7 @@ def test_converted_generator_stores_no_dead_batchnorm(generator_dir):
     assert not [k for k in keys if ".norm_0." in k or ".norm_layer." in k]
 
 
-@pytest.mark.parametrize("impl", ["lean", "unfold"])
+@pytest.mark.parametrize("impl", ["recompute", "lean", "unfold"])
 def test_generator_reproduces_the_official_eval_output(generator_dir, impl):
     folder, io = generator_dir
     model = _load(folder, impl)
@@ -64,7 +64,7 @@ def test_synthesize_from_label_and_instance_maps_matches_the_official_output(gen
     assert _max_abs(out, io["fake_image"]) <= TOL
 
 
-@pytest.mark.parametrize("impl", ["lean", "unfold"])
+@pytest.mark.parametrize("impl", ["recompute", "lean", "unfold"])
 def test_generator_reproduces_the_official_train_mode_output(generator_dir, impl):
     folder, io = generator_dir
     model = _load(folder, impl).train()
