@@ -49,7 +49,7 @@ from semsyn.convert import OFFICIAL_FORMATS, KeyTable
 from semsyn.errors import ConversionError, LabelError, SemsynError, SpecError
 from semsyn.model import DiscriminatorOutput
 from semsyn.registry import DISCRIMINATORS, GENERATORS, ref
-from semsyn_models.layers import SPADE, init_xavier, lrelu, make_norm, resize_nearest, spectral
+from semsyn_models.layers import SPADE, init_xavier, lrelu, make_norm, resize_nearest, spectral, start_map
 
 __all__ = [
     "DEPTHWISE_IMPLS",
@@ -507,26 +507,6 @@ class CondConvGenerator(nn.Module):
             top_down.append(getattr(self, f"labeldec{i}")(merged))
         return top_down
 
-    def _start(
-        self, semantics: torch.Tensor, z: torch.Tensor | None, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        """The (N, 16 ngf, sh, sw) map the blocks start from."""
-        n = semantics.shape[0]
-        if not self.use_vae:
-            if z is not None:
-                raise SemsynError(
-                    "this cc generator was built with use_vae: false and takes no z; build it with "
-                    "use_vae: true (and a spade-conv encoder) for multimodal synthesis"
-                )
-            return self.fc(resize_nearest(semantics, (self.sh, self.sw)))
-        if z is None:
-            z = torch.randn(n, self.z_dim, generator=generator, device=semantics.device, dtype=semantics.dtype)
-        if tuple(z.shape) != (n, self.z_dim):
-            raise SemsynError(
-                f"z has shape {tuple(z.shape)}; this generator takes ({n}, {self.z_dim}) (batch size, z_dim)"
-            )
-        return self.fc(z).view(n, 16 * self.ngf, self.sh, self.sw)
-
     def forward(
         self, semantics: torch.Tensor, z: torch.Tensor | None = None, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -537,7 +517,16 @@ class CondConvGenerator(nn.Module):
                 f"{self.output_size}: its label FPN needs exactly that size; resize the label map (nearest) or "
                 "build the model with that image_size"
             )
-        x = self._start(semantics, z, generator)
+        x = start_map(
+            self.fc,
+            semantics,
+            z,
+            generator,
+            use_vae=self.use_vae,
+            z_dim=self.z_dim,
+            size=(self.sh, self.sw),
+            family="cc",
+        )
         fpn = self._label_fpn(semantics)
         level = 0
         for name, upsample in self.schedule:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 
+from semsyn.errors import SemsynError
 from semsyn.registry import COND_NORMS, NORMS, ref
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "init_xavier",
     "settle_spectral_norms",
     "resize_nearest",
+    "start_map",
 ]
 
 
@@ -154,3 +156,34 @@ def init_xavier(module: nn.Module, gain: float = 0.02) -> None:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     settle_spectral_norms(module)
+
+
+def start_map(
+    fc: nn.Module,
+    semantics: torch.Tensor,
+    z: torch.Tensor | None,
+    generator: torch.Generator | None,
+    *,
+    use_vae: bool,
+    z_dim: int,
+    size: tuple[int, int],
+    family: str,
+) -> torch.Tensor:
+    """The SPADE skeleton's first map (N, C, sh, sw): `fc` on the label map resized to `size`, or on z.
+
+    Without a VAE, `fc` is a conv applied to the nearest-resized label map and z is refused; with one,
+    `fc` is a Linear on z (drawn from N(0, 1) with `generator` when not given), reshaped to `size`.
+    """
+    n = semantics.shape[0]
+    if not use_vae:
+        if z is not None:
+            raise SemsynError(
+                f"this {family} generator was built with use_vae: false and takes no z; build it with "
+                "use_vae: true (and a spade-conv encoder) for multimodal synthesis"
+            )
+        return fc(resize_nearest(semantics, size))
+    if z is None:
+        z = torch.randn(n, z_dim, generator=generator, device=semantics.device, dtype=semantics.dtype)
+    if tuple(z.shape) != (n, z_dim):
+        raise SemsynError(f"z has shape {tuple(z.shape)}; this generator takes ({n}, {z_dim}) (batch size, z_dim)")
+    return fc(z).view(n, -1, *size)

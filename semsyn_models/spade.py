@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from semsyn.convert import OFFICIAL_FORMATS, KeyTable
-from semsyn.errors import ConversionError, SemsynError, SpecError
+from semsyn.errors import ConversionError, SpecError
 from semsyn.registry import COND_NORMS, ENCODERS, GENERATORS, close_matches, ref
-from semsyn_models.layers import init_xavier, lrelu, make_norm, resize_nearest, spectral
+from semsyn_models.layers import init_xavier, lrelu, make_norm, spectral, start_map
 
 __all__ = [
     "latent_size",
@@ -221,31 +221,20 @@ class SPADEGenerator(nn.Module):
         self.conv_img = nn.Conv2d(stages[-1][2], 3, 3, padding=1)
         init_xavier(self)
 
-    def _start(
-        self, semantics: torch.Tensor, z: torch.Tensor | None, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        """The (N, 16 ngf, sh, sw) map the blocks start from."""
-        n = semantics.shape[0]
-        if not self.use_vae:
-            if z is not None:
-                raise SemsynError(
-                    "this spade generator was built with use_vae: false and takes no z; build it "
-                    "with use_vae: true (and a spade-conv encoder) for multimodal synthesis"
-                )
-            return self.fc(resize_nearest(semantics, (self.sh, self.sw)))
-        if z is None:
-            z = torch.randn(n, self.z_dim, generator=generator, device=semantics.device, dtype=semantics.dtype)
-        if z.shape != (n, self.z_dim):
-            raise SemsynError(
-                f"z has shape {tuple(z.shape)}; this generator takes ({n}, {self.z_dim}) (batch size, z_dim)"
-            )
-        return self.fc(z).view(n, 16 * self.ngf, self.sh, self.sw)
-
     def forward(
         self, semantics: torch.Tensor, z: torch.Tensor | None = None, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Semantics (N, label_channels, H, W) (+ z (N, z_dim) with use_vae) -> image (N, 3, H', W') in [-1, 1]."""
-        x = self._start(semantics, z, generator)
+        x = start_map(
+            self.fc,
+            semantics,
+            z,
+            generator,
+            use_vae=self.use_vae,
+            z_dim=self.z_dim,
+            size=(self.sh, self.sw),
+            family="spade",
+        )
         for name, upsample in self.schedule:
             if upsample:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
