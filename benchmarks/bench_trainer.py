@@ -23,6 +23,7 @@ import torch
 
 import semsyn
 from semsyn.builder import build_losses, build_model
+from semsyn.cli.common import add_set_argument
 from semsyn.data import build_dataset
 from semsyn.registry import DATASETS
 from semsyn.training.trainer import Trainer
@@ -84,14 +85,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ema", action="store_true", help="turn the generator EMA on in the trainer")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared machine)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="spec override, e.g. --set generator.ngf=4 (repeatable)",
-    )
+    add_set_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
