@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from semsyn.checkpoint import load_safetensors, load_strict, save_safetensors
+from semsyn.checkpoint import load_strict, save_safetensors
 from semsyn.errors import CheckpointError, SemsynError
 from semsyn.labels import LabelSchema
 from semsyn.labels import semantics as make_semantics
@@ -221,30 +221,6 @@ class SynthesisModel(nn.Module):
             card=card,
             samples=samples,
         )
-
-    @classmethod
-    def from_directory(
-        cls, directory: str | os.PathLike[str], *, with_discriminator: bool = False, pretrained: bool = True
-    ) -> SynthesisModel:
-        """Build from a model folder's spec.yaml and (when `pretrained`) load its model.safetensors."""
-        from semsyn.builder import build_model
-        from semsyn.spec import load_spec
-
-        directory = Path(directory)
-        if not (directory / SPEC_NAME).is_file():
-            raise CheckpointError(
-                f"{directory} is not a semsyn model folder: it has no {SPEC_NAME} (write one with save_pretrained, "
-                "or convert official checkpoints with semsyn-convert official)"
-            )
-        model = build_model(load_spec(directory / SPEC_NAME), with_discriminator=with_discriminator)
-        if pretrained:
-            weights = directory / WEIGHTS_NAME
-            if not weights.is_file():
-                raise CheckpointError(
-                    f"{directory} has a spec but no {WEIGHTS_NAME}; pass pretrained=False to build it untrained"
-                )
-            model.load_weights(load_safetensors(weights), str(weights))
-        return model
 
     def extra_repr(self) -> str:
         return f"spec={self.spec.name!r}, trained={sorted(self.trained_parts)}"
