@@ -338,13 +338,10 @@ def push_folder(
 
 def _existing_card(repo_id: str, revision: str | None, token: str | None, into: Path) -> None:
     """Fetch the repo's current README.md (if any) so the new card merges into it."""
-    from huggingface_hub import errors as hf_errors
 
     try:
         text = download_file(repo_id, "README.md", revision, token=token).read_text(encoding="utf-8")
-    except HubError:
-        return
-    except hf_errors.HfHubHTTPError:
+    except HubError:  # no repo or no card yet: nothing to merge
         return
     (into / "README.md").write_text(text, encoding="utf-8")
 
