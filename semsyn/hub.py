@@ -338,7 +338,6 @@ def push_folder(
 
 def _existing_card(repo_id: str, revision: str | None, token: str | None, into: Path) -> None:
     """Fetch the repo's current README.md (if any) so the new card merges into it."""
-
     try:
         text = download_file(repo_id, "README.md", revision, token=token).read_text(encoding="utf-8")
     except HubError:  # no repo or no card yet: nothing to merge
