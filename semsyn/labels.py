@@ -7,16 +7,52 @@ channels, then one instance-edge channel when instances are used.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from semsyn.errors import LabelError
 
-__all__ = ["LabelSchema", "UNKNOWN", "check_labels", "one_hot", "instance_edges", "semantics"]
+__all__ = [
+    "LabelSchema",
+    "NAMINGS",
+    "register_naming",
+    "UNKNOWN",
+    "check_labels",
+    "one_hot",
+    "instance_edges",
+    "semantics",
+]
 
 UNKNOWN = 255
+
+# Known namings: name -> (class names, RGB palette or None), e.g. "coco-stuff". A spec's `labels.names`
+# may name one; `LabelSchema.class_names` and `.colors` then come from here.
+NAMINGS: dict[str, tuple[tuple[str, ...], tuple[tuple[int, int, int], ...] | None]] = {}
+
+
+def register_naming(name: str, class_names: Sequence[str], palette: Sequence[Sequence[int]] | None = None) -> None:
+    """Make `labels.names: NAME` give these class names (and colours) to every schema that uses it."""
+    colours = tuple((int(r), int(g), int(b)) for r, g, b in palette) if palette is not None else None
+    if colours is not None and len(colours) != len(class_names):
+        raise ValueError(f"naming {name!r}: {len(class_names)} class names but {len(colours)} colours")
+    NAMINGS[name] = (tuple(class_names), colours)
+
+
+def default_palette(num_classes: int) -> np.ndarray:
+    """Distinct colours for any number of classes: uint8 (num_classes, 3), never black.
+
+    Bit-interleaved (the PASCAL VOC scheme) over ids 1..num_classes, so black stays free for unknown.
+    """
+    ids = np.arange(1, num_classes + 1, dtype=np.int64)
+    palette = np.zeros((num_classes, 3), dtype=np.int64)
+    for bit in range(8):
+        for channel in range(3):
+            palette[:, channel] |= ((ids >> (3 * bit + channel)) & 1) << (7 - bit)
+    return palette.astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -45,6 +81,28 @@ class LabelSchema:
     def label_channels(self) -> int:
         """All input channels a generator sees: one-hot (+ dontcare) (+ instance edge)."""
         return self.one_hot_channels + int(self.instance_edges)
+
+    def _naming(self) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...] | None] | None:
+        known = NAMINGS.get(self.names) if isinstance(self.names, str) else None
+        return known if known is not None and len(known[0]) == self.num_classes else None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """One name per class: the spec's list, the known naming it names, else "class 0", "class 1", ..."""
+        if isinstance(self.names, (list, tuple)) and len(self.names) == self.num_classes:
+            return tuple(str(n) for n in self.names)
+        known = self._naming()
+        return known[0] if known is not None else tuple(f"class {i}" for i in range(self.num_classes))
+
+    @property
+    def colors(self) -> tuple[tuple[int, int, int], ...]:
+        """One RGB triple (0-255) per class: the spec's palette, the naming's, else `default_palette`."""
+        if self.palette is not None:
+            return tuple((int(r), int(g), int(b)) for r, g, b in self.palette)
+        known = self._naming()
+        if known is not None and known[1] is not None:
+            return known[1]
+        return tuple((int(r), int(g), int(b)) for r, g, b in default_palette(self.num_classes).tolist())
 
     def describe(self) -> str:
         """One phrase for error messages."""

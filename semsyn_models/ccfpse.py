@@ -49,7 +49,19 @@ from semsyn.convert import OFFICIAL_FORMATS, KeyTable
 from semsyn.errors import ConversionError, LabelError, SemsynError, SpecError
 from semsyn.model import DiscriminatorOutput
 from semsyn.registry import DISCRIMINATORS, GENERATORS, ref
-from semsyn_models.layers import SPADE, init_xavier, lrelu, make_norm, resize_nearest, spectral, start_map
+from semsyn_models.layers import (
+    SPADE,
+    check_official_latent_size,
+    generator_stages,
+    init_xavier,
+    lrelu,
+    make_norm,
+    official_latent_size,
+    resize_nearest,
+    spectral,
+    start_fc,
+    start_map,
+)
 
 __all__ = [
     "DEPTHWISE_IMPLS",
@@ -67,7 +79,7 @@ logger = logging.getLogger(__name__)
 DepthwiseImpl = Literal["lean", "unfold", "recompute"]
 DEPTHWISE_IMPLS: tuple[str, ...] = get_args(DepthwiseImpl)
 DEFAULT_DEPTHWISE_IMPL: DepthwiseImpl = "recompute"
-UPSAMPLINGS = {"normal": 5, "more": 6}
+UPSAMPLINGS = {"normal": 5, "more": 6}  # the cc generator has no "most"
 
 
 # -- the conditional (per-pixel, per-channel) depthwise 3x3 convolution ------------------------------------
@@ -393,13 +405,6 @@ class DepthsepCCBlock(nn.Module):
         return x_s + dx
 
 
-def _latent_size(image_size: tuple[int, int], num_upsampling_layers: str) -> tuple[int, int]:
-    """(sh, sw) as the official `compute_latent_vector_size`: sw = W // 2^n, sh = round(sw / (W / H))."""
-    height, width = image_size
-    sw = width // 2 ** UPSAMPLINGS[num_upsampling_layers]
-    return round(sw / (width / height)), sw  # parity: banker's rounding, as Python's round
-
-
 @GENERATORS.register("cc", test_params={"ngf": 2, "hidden_channels": 8})
 class CondConvGenerator(nn.Module):
     """The CC-FPSE generator: SPADE's skeleton with conditional-convolution blocks and a label-map FPN.
@@ -443,7 +448,7 @@ class CondConvGenerator(nn.Module):
             )
         n = UPSAMPLINGS[num_upsampling_layers]
         self.ngf, self.use_vae, self.z_dim = ngf, use_vae, z_dim
-        self.sh, self.sw = _latent_size(tuple(image_size), num_upsampling_layers)
+        self.sh, self.sw = official_latent_size(tuple(image_size), num_upsampling_layers)
         self.output_size = (self.sh << n, self.sw << n)
         if min(self.sh, self.sw) < 1 or self.output_size != tuple(image_size):
             raise SpecError(
@@ -452,28 +457,17 @@ class CondConvGenerator(nn.Module):
                 f"height and width must be multiples of {2**n} with an integral aspect ratio, e.g. "
                 f"[{max(self.sh, 1) << n}, {max(self.sw, 1) << n}]"
             )
-        if use_vae:
-            self.fc = nn.Linear(z_dim, 16 * ngf * self.sh * self.sw)
-        else:
-            self.fc = nn.Conv2d(label_channels, 16 * ngf, 3, padding=1)
+        self.fc = start_fc(label_channels, 16 * ngf, use_vae=use_vae, z_dim=z_dim, size=(self.sh, self.sw))
         self._build_label_fpn(label_channels, ngf, n, spectral_norm)
-        # (name, fin, fout, upsample before): official module names, so the official keys map one to one.
-        stages = [
-            ("head_0", 16, 16, False),
-            ("G_middle_0", 16, 16, True),
-            ("G_middle_1", 16, 16, n == 6),
-            ("up_0", 16, 8, True),
-            ("up_1", 8, 4, True),
-            ("up_2", 4, 2, True),
-            ("up_3", 2, 1, True),
-        ]
+        # official module names, so the official keys map one to one
+        stages = generator_stages(ngf, num_upsampling_layers)
         self.schedule = [(name, up) for name, _, _, up in stages]
         for name, fin, fout, _ in stages:
             self.add_module(
                 name,
                 DepthsepCCBlock(
-                    fin * ngf,
-                    fout * ngf,
+                    fin,
+                    fout,
                     label_channels + ngf,
                     hidden_channels=hidden_channels,
                     spectral_norm=spectral_norm,
@@ -661,7 +655,7 @@ class CCFPSEOfficialFormat:
         _check_option(opt, "norm_G", "spectralsync_batch", _NORM_G)
         # parity: the official class has no upsampling option; dataset_mode cityscapes means 6.
         upsampling = "more" if opt.get("dataset_mode") == "cityscapes" else "normal"
-        _check_latent_size(opt, upsampling)
+        check_official_latent_size(opt, upsampling)
         return {
             "name": "cc",
             "ngf": int(opt.get("ngf", 64)),
@@ -692,21 +686,6 @@ def _check_option(opt: Mapping[str, Any], field: str, default: str, supported: t
         raise ConversionError(
             f"options field {field} = {value!r}: semsyn converts CC-FPSE checkpoints with "
             f"{' or '.join(map(repr, supported))} only"
-        )
-
-
-def _check_latent_size(opt: Mapping[str, Any], upsampling: str) -> None:
-    """semsyn derives (sh, sw) from image_size; refuse options where that differs from the official one."""
-    from semsyn.convert import labels_from_options
-
-    crop, aspect = int(opt.get("crop_size", 256)), float(opt.get("aspect_ratio", 1.0))
-    sw = crop // 2 ** UPSAMPLINGS[upsampling]
-    official = (round(sw / aspect), sw)
-    ours = _latent_size(tuple(labels_from_options(opt)["image_size"]), upsampling)
-    if ours != official:
-        raise ConversionError(
-            f"crop_size {crop} with aspect_ratio {aspect} gives the official latent size "
-            f"{official}, which semsyn's image_size-derived size {ours} does not match"
         )
 
 

@@ -10,13 +10,19 @@ Spectral norm is torch's classic `torch.nn.utils.spectral_norm`: official checkp
 
 from __future__ import annotations
 
+import inspect
+import re
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 
-from semsyn.errors import SemsynError
-from semsyn.registry import COND_NORMS, NORMS, ref
+from semsyn.convert import labels_from_options
+from semsyn.errors import ConversionError, SemsynError, SpecError
+from semsyn.registry import COND_NORMS, NORMS, close_matches, ref
 
 __all__ = [
     "SyncBatchNorm2d",
@@ -28,7 +34,20 @@ __all__ = [
     "settle_spectral_norms",
     "resize_nearest",
     "start_map",
+    "UPSAMPLINGS",
+    "official_latent_size",
+    "latent_size",
+    "generator_stages",
+    "start_fc",
+    "check_cond_norm_params",
+    "SPADEResnetBlock",
+    "parse_norm_option",
+    "check_official_latent_size",
 ]
+
+UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
+# Arguments every cond-norm receives from the block that builds it; `cond_norm_params` may not set them.
+_COND_NORM_FIXED = ("num_features", "label_channels", "norm")
 
 
 @NORMS.register("instance")
@@ -187,3 +206,168 @@ def start_map(
     if tuple(z.shape) != (n, z_dim):
         raise SemsynError(f"z has shape {tuple(z.shape)}; this generator takes ({n}, {z_dim}) (batch size, z_dim)")
     return fc(z).view(n, -1, *size)
+
+
+# -- the SPADE skeleton: latent size, stage table, first layer, residual block (SPADE, CC-FPSE, GroupDNet, PosGen)
+
+
+def official_latent_size(image_size: tuple[int, int], num_upsampling_layers: str) -> tuple[int, int]:
+    """(sh, sw) as the official `compute_latent_vector_size`: sw = W // 2^n, sh = round(sw / (W / H)).
+
+    Python's round is banker's rounding (round(2.5) == 2), as in the official code. May return zeros.
+    """
+    height, width = image_size
+    sw = width // 2 ** UPSAMPLINGS[num_upsampling_layers]
+    return round(sw / (width / height)), sw  # parity: banker's rounding
+
+
+def latent_size(image_size: tuple[int, int], num_upsampling_layers: str) -> tuple[int, int]:
+    """(sh, sw): the spatial size a SPADE-skeleton generator starts from; the output is (sh, sw) * 2^n.
+
+    Raises:
+        SpecError: the image is too small for that many upsamplings (the start map would be empty).
+    """
+    sh, sw = official_latent_size(image_size, num_upsampling_layers)
+    if sw < 1 or sh < 1:
+        raise SpecError(
+            f"image_size {list(image_size)} is too small for num_upsampling_layers={num_upsampling_layers!r}: "
+            f"the generator would start from {sh}x{sw}; use a larger image_size or fewer upsampling layers"
+        )
+    return sh, sw
+
+
+def generator_stages(ngf: int, num_upsampling_layers: str) -> list[tuple[str, int, int, bool]]:
+    """(official name, in channels, out channels, x2 upsampling before it) of every residual block.
+
+    SPADE's table, which CC-FPSE keeps: head_0 16; G_middle_0 16; G_middle_1 16 (upsampled before it with
+    "more"/"most"); up_0 8; up_1 4; up_2 2; up_3 1 (units of ngf); "most" adds up_4 at ngf / 2.
+    """
+    more = num_upsampling_layers != "normal"
+    stages = [
+        ("head_0", 16, 16, False),
+        ("G_middle_0", 16, 16, True),
+        ("G_middle_1", 16, 16, more),
+        ("up_0", 16, 8, True),
+        ("up_1", 8, 4, True),
+        ("up_2", 4, 2, True),
+        ("up_3", 2, 1, True),
+    ]
+    out = [(name, fin * ngf, fout * ngf, upsample) for name, fin, fout, upsample in stages]
+    if num_upsampling_layers == "most":
+        out.append(("up_4", ngf, ngf // 2, True))
+    return out
+
+
+def start_fc(label_channels: int, channels: int, *, use_vae: bool, z_dim: int, size: tuple[int, int]) -> nn.Module:
+    """The first layer `start_map` applies: Linear(z_dim -> channels * sh * sw) with a VAE, else a 3x3 conv."""
+    if use_vae:
+        return nn.Linear(z_dim, channels * size[0] * size[1])
+    return nn.Conv2d(label_channels, channels, 3, padding=1)
+
+
+def check_cond_norm_params(cond_norm: str, params: Mapping[str, Any]) -> None:
+    """Reject keywords the chosen cond-norm does not take, before a TypeError deep in construction."""
+    cls = COND_NORMS.get(cond_norm)
+    sig = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls)
+    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    allowed = [n for n in sig.parameters if n not in ("self", *_COND_NORM_FIXED)]
+    for key in params:
+        if key not in allowed:
+            raise SpecError(
+                f"generator field 'cond_norm_params': cond-norm {cond_norm!r} has no parameter {key!r}"
+                f"{close_matches(key, allowed)}; valid: {', '.join(allowed) or 'none'}"
+                + (
+                    " (num_features, label_channels and norm are set by the generator)"
+                    if key in _COND_NORM_FIXED
+                    else ""
+                )
+            )
+
+
+class SPADEResnetBlock(nn.Module):
+    """Residual block with label-conditioned norms (SPADE section 3, figure 4 right).
+
+    out = shortcut + conv_1(lrelu(norm_1(conv_0(lrelu(norm_0(x)))))), shortcut = conv_s(norm_s(x))
+    (no activation) when fin != fout, else x.
+
+    Args:
+        fin: input channels.
+        fout: output channels.
+        label_channels: channels of the semantics map.
+        cond_norm: registered cond-norm building norm_0, norm_1, norm_s.
+        norm: registered param-free norm inside each cond-norm.
+        spectral_norm: spectral norm on conv_0, conv_1, conv_s.
+        cond_norm_params: extra keywords for every cond-norm.
+        groups: groups of conv_0, conv_1 and conv_s (GroupDNet's grouped block; 1 for SPADE).
+    """
+
+    def __init__(
+        self,
+        fin: int,
+        fout: int,
+        label_channels: int,
+        *,
+        cond_norm: str = "spade",
+        norm: str = "syncbatch",
+        spectral_norm: bool = True,
+        cond_norm_params: Mapping[str, Any] | None = None,
+        groups: int = 1,
+    ) -> None:
+        super().__init__()
+        fmiddle = min(fin, fout)
+        self.learned_shortcut = fin != fout
+        self.conv_0 = spectral(nn.Conv2d(fin, fmiddle, 3, padding=1, groups=groups), spectral_norm)
+        self.conv_1 = spectral(nn.Conv2d(fmiddle, fout, 3, padding=1, groups=groups), spectral_norm)
+        if self.learned_shortcut:
+            self.conv_s = spectral(nn.Conv2d(fin, fout, 1, bias=False, groups=groups), spectral_norm)
+        block = COND_NORMS.get(cond_norm)
+        params = dict(cond_norm_params or {})
+        self.norm_0 = block(fin, label_channels, norm=norm, **params)
+        self.norm_1 = block(fmiddle, label_channels, norm=norm, **params)
+        if self.learned_shortcut:
+            self.norm_s = block(fin, label_channels, norm=norm, **params)
+
+    def forward(self, x: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
+        shortcut = self.conv_s(self.norm_s(x, semantics)) if self.learned_shortcut else x
+        dx = self.conv_0(lrelu(self.norm_0(x, semantics)))
+        dx = self.conv_1(lrelu(self.norm_1(dx, semantics)))
+        return shortcut + dx
+
+
+# -- official options shared by the SPADE-derived code bases ------------------------------------------------
+
+
+def parse_norm_option(value: str, field: str) -> tuple[bool, str | None]:
+    """An official `spectral<norm>` string (norm_D, norm_E) -> (spectral_norm, registered norm or None).
+
+    Only instance norm (or none) converts: the official batch norms there are affine, semsyn's are param-free.
+    """
+    m = re.fullmatch(r"(spectral)?(instance|none|)", value)
+    if not m:
+        raise ConversionError(
+            f"options field {field} = {value!r}: semsyn converts 'spectralinstance', 'instance', 'spectral' or "
+            "'spectralnone' (the official batch-norm variants are affine and have no param-free counterpart)"
+        )
+    return bool(m.group(1)), ("instance" if m.group(2) == "instance" else None)
+
+
+def check_official_latent_size(opt: Mapping[str, Any], upsampling: str) -> None:
+    """semsyn derives (sh, sw) from image_size; refuse official options where that differs from theirs.
+
+    The official code computes sw from crop_size and sh = round(sw / aspect_ratio); semsyn from the image
+    size the options give (`labels_from_options`). They agree except for rare rounding cases.
+    """
+    if upsampling not in UPSAMPLINGS:
+        raise ConversionError(
+            f"options field num_upsampling_layers = {upsampling!r}: expected one of {', '.join(UPSAMPLINGS)}"
+        )
+    crop, aspect = int(opt.get("crop_size", 256)), float(opt.get("aspect_ratio", 1.0))
+    sw = crop // 2 ** UPSAMPLINGS[upsampling]
+    official = (round(sw / aspect), sw)
+    ours = official_latent_size(tuple(labels_from_options(opt)["image_size"]), upsampling)
+    if ours != official:
+        raise ConversionError(
+            f"crop_size {crop} with aspect_ratio {aspect} gives the official latent size "
+            f"{official}, which semsyn's image_size-derived size {ours} does not match"
+        )

@@ -18,7 +18,6 @@ What differs from the official code, none of it visible in the numbers:
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 from collections.abc import Mapping
@@ -30,126 +29,30 @@ from torch import nn
 
 from semsyn.convert import OFFICIAL_FORMATS, KeyTable
 from semsyn.errors import ConversionError, SpecError
-from semsyn.registry import COND_NORMS, ENCODERS, GENERATORS, close_matches, ref
-from semsyn_models.layers import init_xavier, lrelu, make_norm, spectral, start_map
+from semsyn.registry import ENCODERS, GENERATORS, ref
+from semsyn_models.layers import (
+    UPSAMPLINGS,
+    SPADEResnetBlock,
+    check_cond_norm_params,
+    check_official_latent_size,
+    generator_stages,
+    init_xavier,
+    latent_size,
+    lrelu,
+    make_norm,
+    parse_norm_option,
+    spectral,
+    start_fc,
+    start_map,
+)
 
 __all__ = [
-    "latent_size",
-    "generator_stages",
-    "SPADEResnetBlock",
     "SPADEGenerator",
     "ConvEncoder",
     "SpadeOfficialFormat",
 ]
 
 logger = logging.getLogger(__name__)
-
-UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
-# Arguments every cond-norm receives from the generator; `cond_norm_params` may not set them.
-_COND_NORM_FIXED = ("num_features", "label_channels", "norm")
-
-
-def latent_size(image_size: tuple[int, int], num_upsampling_layers: str) -> tuple[int, int]:
-    """(sh, sw): the spatial size the generator starts from.
-
-    sw = W // 2^n and sh = round(sw / aspect) with aspect = W / H and Python's (banker's) round,
-    as the official `compute_latent_vector_size`; the output is (sh * 2^n, sw * 2^n).
-    """
-    height, width = image_size
-    sw = width // 2 ** UPSAMPLINGS[num_upsampling_layers]
-    sh = round(sw / (width / height))  # parity: banker's rounding, round(2.5) == 2
-    if sw < 1 or sh < 1:
-        raise SpecError(
-            f"image_size {list(image_size)} is too small for num_upsampling_layers={num_upsampling_layers!r}: "
-            f"the generator would start from {sh}x{sw}; use a larger image_size or fewer upsampling layers"
-        )
-    return sh, sw
-
-
-def _check_cond_norm_params(cond_norm: str, params: Mapping[str, Any]) -> None:
-    """Reject keywords the chosen cond-norm does not take, before a TypeError deep in construction."""
-    cls = COND_NORMS.get(cond_norm)
-    sig = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls)
-    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    allowed = [n for n in sig.parameters if n not in ("self", *_COND_NORM_FIXED)]
-    for key in params:
-        if key not in allowed:
-            raise SpecError(
-                f"generator field 'cond_norm_params': cond-norm {cond_norm!r} has no parameter {key!r}"
-                f"{close_matches(key, allowed)}; valid: {', '.join(allowed) or 'none'}"
-                + (
-                    " (num_features, label_channels and norm are set by the generator)"
-                    if key in _COND_NORM_FIXED
-                    else ""
-                )
-            )
-
-
-def generator_stages(ngf: int, num_upsampling_layers: str) -> list[tuple[str, int, int, bool]]:
-    """(official name, in channels, out channels, x2 upsampling before it) of every residual block."""
-    more = num_upsampling_layers != "normal"
-    stages = [
-        ("head_0", 16, 16, False),
-        ("G_middle_0", 16, 16, True),
-        ("G_middle_1", 16, 16, more),
-        ("up_0", 16, 8, True),
-        ("up_1", 8, 4, True),
-        ("up_2", 4, 2, True),
-        ("up_3", 2, 1, True),
-    ]
-    out = [(name, fin * ngf, fout * ngf, upsample) for name, fin, fout, upsample in stages]
-    if num_upsampling_layers == "most":
-        out.append(("up_4", ngf, ngf // 2, True))
-    return out
-
-
-class SPADEResnetBlock(nn.Module):
-    """Residual block with label-conditioned norms (SPADE section 3, figure 4 right).
-
-    out = shortcut + conv_1(lrelu(norm_1(conv_0(lrelu(norm_0(x)))))), shortcut = conv_s(norm_s(x))
-    (no activation) when fin != fout, else x.
-
-    Args:
-        fin: input channels.
-        fout: output channels.
-        label_channels: channels of the semantics map.
-        cond_norm: registered cond-norm building norm_0, norm_1, norm_s.
-        norm: registered param-free norm inside each cond-norm.
-        spectral_norm: spectral norm on conv_0, conv_1, conv_s.
-        cond_norm_params: extra keywords for every cond-norm.
-    """
-
-    def __init__(
-        self,
-        fin: int,
-        fout: int,
-        label_channels: int,
-        *,
-        cond_norm: str = "spade",
-        norm: str = "syncbatch",
-        spectral_norm: bool = True,
-        cond_norm_params: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
-        fmiddle = min(fin, fout)
-        self.learned_shortcut = fin != fout
-        self.conv_0 = spectral(nn.Conv2d(fin, fmiddle, 3, padding=1), spectral_norm)
-        self.conv_1 = spectral(nn.Conv2d(fmiddle, fout, 3, padding=1), spectral_norm)
-        if self.learned_shortcut:
-            self.conv_s = spectral(nn.Conv2d(fin, fout, 1, bias=False), spectral_norm)
-        block = COND_NORMS.get(cond_norm)
-        params = dict(cond_norm_params or {})
-        self.norm_0 = block(fin, label_channels, norm=norm, **params)
-        self.norm_1 = block(fmiddle, label_channels, norm=norm, **params)
-        if self.learned_shortcut:
-            self.norm_s = block(fin, label_channels, norm=norm, **params)
-
-    def forward(self, x: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
-        shortcut = self.conv_s(self.norm_s(x, semantics)) if self.learned_shortcut else x
-        dx = self.conv_0(lrelu(self.norm_0(x, semantics)))
-        dx = self.conv_1(lrelu(self.norm_1(dx, semantics)))
-        return shortcut + dx
 
 
 @GENERATORS.register("spade", test_params={"ngf": 2, "cond_norm_params": {"hidden_channels": 8}})
@@ -194,17 +97,14 @@ class SPADEGenerator(nn.Module):
                 f"generator field 'num_upsampling_layers': {num_upsampling_layers!r} is not one of "
                 f"{', '.join(map(repr, UPSAMPLINGS))}"
             )
-        _check_cond_norm_params(cond_norm, cond_norm_params or {})
+        check_cond_norm_params(cond_norm, cond_norm_params or {})
         self.ngf, self.use_vae, self.z_dim = ngf, use_vae, z_dim
         self.sh, self.sw = latent_size(tuple(image_size), num_upsampling_layers)
         n = UPSAMPLINGS[num_upsampling_layers]
         out_size = (self.sh << n, self.sw << n)
         if out_size != tuple(image_size):
             logger.warning("spade generator for image_size %s renders %s (multiples of 2^%d)", image_size, out_size, n)
-        if use_vae:
-            self.fc = nn.Linear(z_dim, 16 * ngf * self.sh * self.sw)
-        else:
-            self.fc = nn.Conv2d(label_channels, 16 * ngf, 3, padding=1)
+        self.fc = start_fc(label_channels, 16 * ngf, use_vae=use_vae, z_dim=z_dim, size=(self.sh, self.sw))
         stages = generator_stages(ngf, num_upsampling_layers)
         self.schedule = [(name, upsample) for name, _, _, upsample in stages]
         for name, fin, fout, _ in stages:
@@ -305,20 +205,6 @@ ENCODER_KEYS = KeyTable(
 _PARAM_FREE = {"instance": "instance", "batch": "batch", "syncbatch": "syncbatch"}
 
 
-def parse_norm_option(value: str, field: str) -> tuple[bool, str | None]:
-    """An official `spectral<norm>` string (norm_D, norm_E) -> (spectral_norm, registered norm or None).
-
-    Only instance norm (or none) converts: the official batch norms there are affine, semsyn's are param-free.
-    """
-    m = re.fullmatch(r"(spectral)?(instance|none|)", value)
-    if not m:
-        raise ConversionError(
-            f"options field {field} = {value!r}: semsyn converts 'spectralinstance', 'instance', 'spectral' or "
-            "'spectralnone' (the official batch-norm variants are affine and have no param-free counterpart)"
-        )
-    return bool(m.group(1)), ("instance" if m.group(2) == "instance" else None)
-
-
 class SpadeOfficialFormat:
     """NVlabs/SPADE checkpoints: `SPADEGenerator` (netG spade) and its `ConvEncoder`."""
 
@@ -344,7 +230,7 @@ class SpadeOfficialFormat:
                 "syncbatch><k>x<k>, e.g. spectralspadesyncbatch3x3"
             )
         upsampling = str(opt.get("num_upsampling_layers", "normal"))
-        self._check_latent_size(opt, upsampling)
+        check_official_latent_size(opt, upsampling)
         section = {
             "name": "spade",
             "ngf": int(opt.get("ngf", 64)),
@@ -359,25 +245,6 @@ class SpadeOfficialFormat:
         if m.group(3) != "3":
             section["cond_norm_params"] = {"kernel_size": int(m.group(3))}
         return section
-
-    @staticmethod
-    def _check_latent_size(opt: Mapping[str, Any], upsampling: str) -> None:
-        """semsyn derives the aspect from image_size; refuse the rare options where that rounds differently."""
-        from semsyn.convert import labels_from_options
-
-        if upsampling not in UPSAMPLINGS:
-            raise ConversionError(
-                f"options field num_upsampling_layers = {upsampling!r}: expected one of {', '.join(UPSAMPLINGS)}"
-            )
-        crop, aspect = int(opt.get("crop_size", 256)), float(opt.get("aspect_ratio", 1.0))
-        sw = crop // 2 ** UPSAMPLINGS[upsampling]
-        official = (round(sw / aspect), sw)
-        ours = latent_size(tuple(labels_from_options(opt)["image_size"]), upsampling)
-        if ours != official:
-            raise ConversionError(
-                f"crop_size {crop} with aspect_ratio {aspect} gives the official latent size "
-                f"{official}, which semsyn's image_size-derived size {ours} does not match"
-            )
 
     def key_table(self, part: str, opt: Mapping[str, Any]) -> KeyTable:
         """Official keys -> semsyn keys (the same names: the modules keep theirs)."""

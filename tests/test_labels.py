@@ -54,3 +54,18 @@ def test_float_label_is_refused() -> None:
 def test_missing_instance_map_is_refused() -> None:
     with pytest.raises(LabelError, match="instance map"):
         semantics(torch.zeros(1, 2, 2, dtype=torch.long), SCHEMA)
+
+
+def test_class_names_and_colors_come_from_the_spec_the_naming_or_a_default() -> None:
+    from semsyn.labels import default_palette, register_naming
+
+    listed = LabelSchema(num_classes=2, names=["road", "sky"], palette=((1, 2, 3), (4, 5, 6)))
+    assert listed.class_names == ("road", "sky")
+    assert listed.colors == ((1, 2, 3), (4, 5, 6))
+    register_naming("test-two", ["a", "b"], [[9, 9, 9], [8, 8, 8]])
+    named = LabelSchema(num_classes=2, names="test-two")
+    assert named.class_names == ("a", "b") and named.colors == ((9, 9, 9), (8, 8, 8))
+    # A naming of another length does not apply: defaults instead of a wrong table.
+    unnamed = LabelSchema(num_classes=3, names="test-two")
+    assert unnamed.class_names == ("class 0", "class 1", "class 2")
+    assert unnamed.colors == tuple(tuple(c) for c in default_palette(3).tolist())

@@ -93,7 +93,7 @@ def test_synthetic_config_loads_with_its_data_and_train_sections():
     ],
 )
 def test_latent_size_follows_the_official_formula(image_size, upsampling, expected):
-    from semsyn_models.spade import latent_size
+    from semsyn_models.layers import latent_size
 
     assert latent_size(image_size, upsampling) == expected
 

@@ -37,7 +37,7 @@ from semsyn.data.transforms import (
     plan_transform,
 )
 from semsyn.errors import DatasetError, SpecError
-from semsyn.labels import UNKNOWN, LabelSchema
+from semsyn.labels import UNKNOWN, LabelSchema, default_palette
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -377,19 +377,6 @@ def build_dataset(spec: Any, split: str = "train", **overrides: Any) -> Dataset:
 
 
 # -- colours ----------------------------------------------------------------------------------------
-
-
-def default_palette(num_classes: int) -> np.ndarray:
-    """Distinct colours for any number of classes: uint8 (num_classes, 3), never black.
-
-    Bit-interleaved (the PASCAL VOC scheme) over ids 1..num_classes, so black stays free for unknown.
-    """
-    ids = np.arange(1, num_classes + 1, dtype=np.int64)
-    palette = np.zeros((num_classes, 3), dtype=np.int64)
-    for bit in range(8):
-        for channel in range(3):
-            palette[:, channel] |= ((ids >> (3 * bit + channel)) & 1) << (7 - bit)
-    return palette.astype(np.uint8)
 
 
 def colorize(label: Any, num_classes: int, palette: Sequence[Sequence[int]] | None = None) -> Any:

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from semsyn.errors import DatasetError
-from semsyn.labels import LabelSchema
+from semsyn.labels import LabelSchema, register_naming
 from semsyn.registry import DATASETS
 
 __all__ = ["CLASS_NAMES", "NUM_CLASSES", "PALETTE", "SCHEMA", "SyntheticScenes", "render_sample"]
@@ -46,6 +46,7 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (66, 66, 72),  # road
     (246, 248, 255),  # snow
 )
+register_naming("synthetic", CLASS_NAMES, PALETTE)
 _BASE = np.asarray(PALETTE, dtype=np.float32) / 255.0
 # Per-class texture amplitudes: white noise, coarse value noise, gradient away from the horizon,
 # horizontal ripples, chroma noise. Scaled per sample by factors in [0.6, 1.4].
