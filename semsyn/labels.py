@@ -20,6 +20,7 @@ __all__ = [
     "LabelSchema",
     "NAMINGS",
     "register_naming",
+    "get_naming",
     "UNKNOWN",
     "check_labels",
     "one_hot",
@@ -30,8 +31,10 @@ __all__ = [
 UNKNOWN = 255
 
 # Known namings: name -> (class names, RGB palette or None), e.g. "coco-stuff". A spec's `labels.names`
-# may name one; `LabelSchema.class_names` and `.colors` then come from here.
+# may name one; `LabelSchema.class_names` and `.colors` then come from here. The shipped ones
+# (`semsyn.namings`) join on the first lookup of a name not registered yet; a registered name wins.
 NAMINGS: dict[str, tuple[tuple[str, ...], tuple[tuple[int, int, int], ...] | None]] = {}
+_builtin_namings_loaded = False
 
 
 def register_naming(name: str, class_names: Sequence[str], palette: Sequence[Sequence[int]] | None = None) -> None:
@@ -40,6 +43,18 @@ def register_naming(name: str, class_names: Sequence[str], palette: Sequence[Seq
     if colours is not None and len(colours) != len(class_names):
         raise ValueError(f"naming {name!r}: {len(class_names)} class names but {len(colours)} colours")
     NAMINGS[name] = (tuple(class_names), colours)
+
+
+def get_naming(name: str) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...] | None] | None:
+    """(class names, palette or None) registered as `name`, or shipped with semsyn; None if unknown."""
+    global _builtin_namings_loaded
+    if name not in NAMINGS and not _builtin_namings_loaded:
+        _builtin_namings_loaded = True
+        from semsyn.namings import BUILTIN_NAMINGS  # imported late: it imports this module
+
+        for builtin, naming in BUILTIN_NAMINGS.items():
+            NAMINGS.setdefault(builtin, naming)
+    return NAMINGS.get(name)
 
 
 def default_palette(num_classes: int) -> np.ndarray:
@@ -83,8 +98,12 @@ class LabelSchema:
         return self.one_hot_channels + int(self.instance_edges)
 
     def _naming(self) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...] | None] | None:
-        known = NAMINGS.get(self.names) if isinstance(self.names, str) else None
-        return known if known is not None and len(known[0]) == self.num_classes else None
+        # A naming fits the schema with one entry per class, or one more that names the dontcare channel
+        # (ADE20K: the official unshifted ids put class 150, "flag", on that channel).
+        known = get_naming(self.names) if isinstance(self.names, str) else None
+        if known is None:
+            return None
+        return known if len(known[0]) in (self.num_classes, self.one_hot_channels) else None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -92,7 +111,9 @@ class LabelSchema:
         if isinstance(self.names, (list, tuple)) and len(self.names) == self.num_classes:
             return tuple(str(n) for n in self.names)
         known = self._naming()
-        return known[0] if known is not None else tuple(f"class {i}" for i in range(self.num_classes))
+        if known is not None:
+            return known[0][: self.num_classes]
+        return tuple(f"class {i}" for i in range(self.num_classes))
 
     @property
     def colors(self) -> tuple[tuple[int, int, int], ...]:
@@ -101,8 +122,30 @@ class LabelSchema:
             return tuple((int(r), int(g), int(b)) for r, g, b in self.palette)
         known = self._naming()
         if known is not None and known[1] is not None:
-            return known[1]
+            return known[1][: self.num_classes]
         return tuple((int(r), int(g), int(b)) for r, g, b in default_palette(self.num_classes).tolist())
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """One name per one-hot channel: `class_names`, then the dontcare channel's ("unknown" unless named)."""
+        if not self.dontcare:
+            return self.class_names
+        known = self._naming()
+        extra = known[0][self.num_classes] if known is not None and len(known[0]) > self.num_classes else "unknown"
+        return (*self.class_names, extra)
+
+    @property
+    def channel_colors(self) -> tuple[tuple[int, int, int], ...]:
+        """One colour per one-hot channel: `colors`, then the dontcare channel's (black unless named).
+
+        Black is also what `semsyn.data.colorize` paints unknown pixels with, so a colour map written that way
+        decodes back to the same ids.
+        """
+        if not self.dontcare:
+            return self.colors
+        known = self._naming()
+        named = self.palette is None and known is not None and known[1] is not None and len(known[1]) > self.num_classes
+        return (*self.colors, known[1][self.num_classes] if named else (0, 0, 0))
 
     def describe(self) -> str:
         """One phrase for error messages."""
