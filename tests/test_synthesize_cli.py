@@ -168,6 +168,36 @@ def test_a_maps_images_do_not_depend_on_its_batch(vae: Path, tmp_path: Path) -> 
     assert np.abs(_pixels(tmp_path / "batched" / "a_s1.png") - expected).max() <= 1
 
 
+class _NoisyGenerator(torch.nn.Module):
+    """A plugin-style generator whose draws come from `generator=` in a way the CLI cannot split per sample."""
+
+    def __init__(self, label_channels: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(label_channels, 3, 1)
+
+    def forward(self, semantics: torch.Tensor, z: torch.Tensor | None = None, *, generator=None) -> torch.Tensor:
+        noise = torch.rand(semantics.shape[0], 3, 1, 1, generator=generator, device=semantics.device)
+        return torch.tanh(self.conv(semantics) + 2 * noise)
+
+
+def test_a_generator_with_unsplittable_draws_is_still_seeded_per_map(monkeypatch, tmp_path: Path) -> None:
+    from semsyn.registry import GENERATORS, Entry
+
+    GENERATORS.names()  # load the plugins before patching the registry
+    monkeypatch.setitem(GENERATORS._entries, "test-noisy", Entry("test-noisy", _NoisyGenerator, {}))
+    noisy = _save_model(tmp_path, SPEC.replace(SPEC.splitlines()[3], "generator: {name: test-noisy}"), "noisy")
+    _write_label(tmp_path / "maps" / "a.png", seed=1)
+    b = _write_label(tmp_path / "maps" / "b.png", seed=2)  # second in its batch: a shared draw differs
+    argv = ["--num", "2", "--batch-size", "2"]
+    assert main([f"local-dir:{noisy}", str(b), "--out", str(tmp_path / "alone"), *argv]) == 0
+    assert main([f"local-dir:{noisy}", str(tmp_path / "maps"), "--out", str(tmp_path / "batched"), *argv]) == 0
+    for k in (0, 1):
+        assert np.array_equal(
+            _pixels(tmp_path / "alone" / f"b_s{k}.png"), _pixels(tmp_path / "batched" / f"b_s{k}.png")
+        )
+    assert not np.array_equal(_pixels(tmp_path / "batched" / "b_s0.png"), _pixels(tmp_path / "batched" / "b_s1.png"))
+
+
 def test_grid_puts_the_label_colours_beside_the_image(folder: Path, tmp_path: Path) -> None:
     ids = np.zeros((64, 64), np.uint8)
     ids[:, 32:] = 2

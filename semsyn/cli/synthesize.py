@@ -250,29 +250,22 @@ def _write(
 def synthesize_batch(model: Any, jobs: Sequence[Job], settings: Settings, mode: str, progress: Any) -> None:
     """Every sample of a batch of same-size jobs, written as it is made."""
     label, instance = _load(jobs, model.labels)
-    for k in range(settings.num):
-        seed = settings.seed + k
-        if settings.style_image is not None or mode == "opaque":
-            # One map per call: a style is encoded per map, and opaque draws cannot be split per sample.
-            parts = [_one(model, settings, label[i : i + 1], _slice(instance, i), seed) for i in range(len(jobs))]
-            images = torch.cat(parts)
-        else:
-            z = latents(model, [seed] * len(jobs)) if mode == "latent" else None
-            images = model.synthesize(label, instance, z=z, size=settings.size)
-        _write(model, settings, jobs, label, images, k)
-        progress.update(len(jobs))
-
-
-def _slice(instance: torch.Tensor | None, i: int) -> torch.Tensor | None:
-    return instance[i : i + 1] if instance is not None else None
-
-
-def _one(model: Any, settings: Settings, label: torch.Tensor, instance: torch.Tensor | None, seed: int) -> Any:
-    style = settings.style
-    if settings.style_image is not None and style is None:
-        image = read_rgb_for(settings.style_image, tuple(label.shape[-2:]))
-        style = model.encode_style(image, label, instance)
-    return model.synthesize(label, instance, style=style, seed=seed, size=settings.size)
+    if settings.style_image is None and mode != "opaque":
+        for k in range(settings.num):
+            z = latents(model, [settings.seed + k] * len(jobs)) if mode == "latent" else None
+            _write(model, settings, jobs, label, model.synthesize(label, instance, z=z, size=settings.size), k)
+            progress.update(len(jobs))
+        return
+    # One map per call: a style image is encoded with each map, and opaque draws cannot be split per sample.
+    for i, job in enumerate(jobs):
+        one, one_instance = label[i : i + 1], instance[i : i + 1] if instance is not None else None
+        style = settings.style
+        if settings.style_image is not None and style is None:
+            style = model.encode_style(read_rgb_for(settings.style_image, job.size), one, one_instance)
+        for k in range(settings.num):
+            image = model.synthesize(one, one_instance, style=style, seed=settings.seed + k, size=settings.size)
+            _write(model, settings, [job], one, image, k)
+            progress.update(1)
 
 
 def read_rgb_for(path: Path, size: tuple[int, int]) -> torch.Tensor:
