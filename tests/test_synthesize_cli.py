@@ -281,3 +281,6 @@ def test_style_image_is_encoded_and_changes_the_image(vae: Path, tmp_path: Path)
         argv = [f"local-dir:{vae}", str(label), "--out", str(tmp_path / f"{name}.png"), "--style"]
         assert main([*argv, str(tmp_path / f"{name}.jpg"), "--style-label", str(label)]) == 0
     assert not np.array_equal(_pixels(tmp_path / "dark.png"), _pixels(tmp_path / "bright.png"))
+    # Without --style-label the style image is encoded with each input map.
+    argv = [f"local-dir:{vae}", str(label), "--out", str(tmp_path / "each.png"), "--style", str(tmp_path / "dark.jpg")]
+    assert main(argv) == 0 and (tmp_path / "each.png").is_file()
