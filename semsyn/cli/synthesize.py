@@ -253,7 +253,8 @@ def synthesize_batch(model: Any, jobs: Sequence[Job], settings: Settings, mode: 
     if settings.style_image is None and mode != "opaque":
         for k in range(settings.num):
             z = latents(model, [settings.seed + k] * len(jobs)) if mode == "latent" else None
-            _write(model, settings, jobs, label, model.synthesize(label, instance, z=z, size=settings.size), k)
+            images = model.synthesize(label, instance, z=z, seed=settings.seed + k, size=settings.size)
+            _write(model, settings, jobs, label, images, k)
             progress.update(len(jobs))
         return
     # One map per call: a style image is encoded with each map, and opaque draws cannot be split per sample.
