@@ -78,7 +78,8 @@ class LabelSchema:
         num_classes: classes 0 .. num_classes-1 (COCO-Stuff 182, Cityscapes 35, ADE20K 150).
         dontcare: add a channel for "unknown" pixels (value 255, or `num_classes` after the dataset step).
         instance_edges: add the instance-edge channel computed from an instance map.
-        names: class names (a list) or the name of a known naming (e.g. "coco-stuff"); informational.
+        names: class names (a list) or a naming: "coco-stuff", "cityscapes", "ade20k", "synthetic" (shipped in
+            `semsyn.namings`) or one added with `register_naming`; gives `class_names` and `colors`.
     """
 
     num_classes: int
