@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from test_train_support import quiet_cpu
 
 import semsyn
 from semsyn import GENERATORS, HubError, SemsynError, SpecError
@@ -38,6 +39,12 @@ def _label(size: tuple[int, int], seed: int = 0, n: int = 1) -> torch.Tensor:
 
 def _sem(label: torch.Tensor) -> torch.Tensor:
     return semantics(label, SCHEMA, label)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_cpu_thread():
+    with quiet_cpu():  # tiny convs lose 10-50x on a second thread when the cores are shared
+        yield
 
 
 # -- specs and the "no weights exist" promise ---------------------------------------------------------------
