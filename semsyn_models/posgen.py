@@ -92,6 +92,25 @@ def pixel_grid(
     return coords, centres
 
 
+def _check_fields(upsampling: str, spade_blocks: int, fourier: int, channels: int, layers: int) -> None:
+    """SpecErrors for generator fields the layers below would reject less clearly (or not at all)."""
+    if upsampling not in UPSAMPLINGS:
+        raise SpecError(
+            f"generator field 'num_upsampling_layers': {upsampling!r} is not one of {', '.join(map(repr, UPSAMPLINGS))}"
+        )
+    stages = len(generator_stages(1, upsampling))
+    if not 1 <= spade_blocks <= stages:
+        raise SpecError(
+            f"generator field 'num_spade_blocks': {spade_blocks} is outside 1..{stages}, the residual stages "
+            f"SPADE has with num_upsampling_layers={upsampling!r}"
+        )
+    for field, value in (("fourier_features", fourier), ("decoder_channels", channels)):
+        if value < 1:
+            raise SpecError(f"generator field {field!r}: {value} must be a positive number of channels")
+    if layers < 0:
+        raise SpecError(f"generator field 'decoder_layers': {layers} must be >= 0")
+
+
 class FourierFeatures(nn.Module):
     """Learned Fourier features of coordinates: sin(W [x, y] + b), one 1x1 conv then sin (CIPS's LFF).
 
@@ -178,30 +197,14 @@ class PosGenGenerator(nn.Module):
         tile_pixels: int = 16384,
     ) -> None:
         super().__init__()
-        if num_upsampling_layers not in UPSAMPLINGS:
-            raise SpecError(
-                f"generator field 'num_upsampling_layers': {num_upsampling_layers!r} is not one of "
-                f"{', '.join(map(repr, UPSAMPLINGS))}"
-            )
-        stages = generator_stages(ngf, num_upsampling_layers)
-        if not 1 <= num_spade_blocks <= len(stages):
-            raise SpecError(
-                f"generator field 'num_spade_blocks': {num_spade_blocks} is outside 1..{len(stages)}, the "
-                f"residual stages SPADE has with num_upsampling_layers={num_upsampling_layers!r}"
-            )
-        for field, value in (("decoder_channels", decoder_channels), ("fourier_features", fourier_features)):
-            if value < 1:
-                raise SpecError(f"generator field {field!r}: {value} must be a positive number of channels")
-        if decoder_layers < 0 or tile_pixels < 0:
-            raise SpecError(
-                f"generator fields 'decoder_layers' ({decoder_layers}) and 'tile_pixels' ({tile_pixels}) "
-                "must be >= 0"
-            )
+        _check_fields(num_upsampling_layers, num_spade_blocks, fourier_features, decoder_channels, decoder_layers)
+        if tile_pixels < 0:
+            raise SpecError(f"generator field 'tile_pixels': {tile_pixels} must be >= 0 (0: every pixel in one pass)")
         check_cond_norm_params(cond_norm, cond_norm_params or {})
         self.use_vae, self.z_dim, self.tile_pixels = use_vae, z_dim, tile_pixels
         self.sh, self.sw = latent_size(tuple(image_size), num_upsampling_layers)
         self.fc = start_fc(label_channels, 16 * ngf, use_vae=use_vae, z_dim=z_dim, size=(self.sh, self.sw))
-        kept = stages[:num_spade_blocks]
+        kept = generator_stages(ngf, num_upsampling_layers)[:num_spade_blocks]
         self.schedule = [(name, upsample) for name, _, _, upsample in kept]
         for name, fin, fout, _ in kept:
             block = SPADEResnetBlock(

@@ -62,8 +62,10 @@ def _fitted_posgen() -> torch.nn.Module:
 
 def _recovered(image: torch.Tensor) -> torch.Tensor:
     """Nearest palette colour of every pixel: (N, 3, H, W) -> (N, H, W) class ids."""
-    return torch.cdist(image.permute(0, 2, 3, 1).flatten(1, 2), PALETTE_RGB[None]).argmin(-1).view(
-        image.shape[0], *image.shape[2:]
+    return (
+        torch.cdist(image.permute(0, 2, 3, 1).flatten(1, 2), PALETTE_RGB[None])
+        .argmin(-1)
+        .view(image.shape[0], *image.shape[2:])
     )
 
 
