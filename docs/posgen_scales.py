@@ -11,7 +11,8 @@ class's pixels) and compares them with the input map nearest-upsampled to the re
 
 Peak memory is the resident-set high-water mark (`resource.getrusage(...).ru_maxrss`) of a fresh Python
 process per configuration: one baseline read after the model is built and the label map made, one after
-the render. torch allocates outside Python's allocator, so tracemalloc cannot see it.
+the render; each configuration runs under glibc's default malloc and with a fixed mmap threshold (see
+`memory_table`). torch allocates outside Python's allocator, so tracemalloc cannot see it.
 """
 
 from __future__ import annotations
