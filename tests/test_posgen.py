@@ -178,3 +178,18 @@ def test_pixels_ignore_labels_outside_the_trunks_receptive_field():
         before, after = gen(_sem(label)), gen(_sem(changed))
     assert torch.equal(before[..., :32], after[..., :32])
     assert not torch.allclose(before[..., reach + 100 :], after[..., reach + 100 :])
+
+
+def test_posgen_synthetic_trains_with_the_fpse_discriminator(tmp_path):
+    # The patchgan pairing is trained by test_train.py's every-synthetic-spec test; this is the other one.
+    from test_train_support import tiny_overrides
+
+    from semsyn.cli.train import main
+
+    run = tmp_path / "run"
+    overrides = tiny_overrides("posgen-synthetic", discriminator={"name": "fpse", "ndf": 4})
+    assert main(["posgen-synthetic", "--out", str(run), *overrides]) == 0
+    spec = yaml.safe_load((run / "final" / "spec.yaml").read_text())
+    assert spec["discriminator"]["name"] == "fpse" and spec["generator"]["name"] == "posgen"
+    model = semsyn.create_model(f"local-dir:{run / 'final'}", pretrained=True)
+    assert tuple(model.synthesize(_label((64, 64)), size=(128, 96)).shape) == (1, 3, 128, 96)
