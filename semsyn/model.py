@@ -77,6 +77,11 @@ class SynthesisModel(nn.Module):
         """Networks built from the spec but holding no loaded weights."""
         return [p for p in self.parts if p not in self.trained_parts]
 
+    @property
+    def renders_any_size(self) -> bool:
+        """Whether the generator renders at any output size (its forward declares `size=`, e.g. posgen)."""
+        return "size" in inspect.signature(self.generator.forward).parameters
+
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         p = next(self.generator.parameters(), None)
         return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
@@ -132,7 +137,7 @@ class SynthesisModel(nn.Module):
                 z = mu + eps * torch.exp(0.5 * logvar)
         kwargs: dict[str, Any] = {"generator": rng}
         if size is not None:
-            if "size" not in inspect.signature(self.generator.forward).parameters:
+            if not self.renders_any_size:
                 raise SemsynError(
                     f"generator {self.spec.data['generator']['name']!r} renders at its built size "
                     f"{self.spec.image_size}; size= needs a generator that renders at any resolution (posgen), "
