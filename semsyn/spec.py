@@ -21,15 +21,19 @@ import copy
 import dataclasses
 import inspect
 import os
+import types
 import typing
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from semsyn.checkpoint import atomic_write_text
 from semsyn.errors import RegistryError, SpecError
 from semsyn.labels import LabelSchema
+from semsyn.named import hub_config_path, named_specs
 from semsyn.registry import (
     DATASETS,
     DISCRIMINATORS,
@@ -41,9 +45,11 @@ from semsyn.registry import (
     RegistryRef,
     close_matches,
 )
+from semsyn.training.config import TrainConfig
 
 __all__ = [
     "Spec",
+    "Range",
     "load_spec",
     "parse_overrides",
     "apply_overrides",
@@ -76,21 +82,92 @@ COMPONENT_SECTIONS: dict[str, Registry] = {
     "discriminator": DISCRIMINATORS,
 }
 LABEL_KEYS = ("num_classes", "dontcare", "instance_edges", "names", "palette")
-PRETRAINED_KEYS = ("repo_id", "revision", "origin", "license", "datasets", "tags", "paper", "notes")
+# Where semsyn weights of a named spec live and whether they are there; never where a model came from
+# (that is provenance, recorded in the weights' metadata).
+PRETRAINED_KEYS = ("repo_id", "revision", "published", "license", "official_checkpoint")
 # The standard loss terms name their loss by default; any other term names it with `name:`.
 LOSS_DEFAULT_NAMES = {"gan": "hinge", "feature_matching": "feature-matching", "vgg": "vgg-perceptual", "kl": "kl"}
 
 
-class _Where:
-    """File and line lookup for spec fields."""
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric constructor parameter, declared in its annotation.
 
-    def __init__(self, source: str | None, lines: Mapping[tuple[str, ...], int] | None = None) -> None:
+    ``ngf: Annotated[int, Range(ge=1)] = 64``: the spec loader rejects a value outside the range with a
+    `SpecError` naming file, line, field and the range, before anything is built. For list values (sizes)
+    every element is checked.
+
+    Args:
+        ge, gt: lower bound (inclusive, exclusive).
+        le, lt: upper bound (inclusive, exclusive).
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def contains(self, value: float) -> bool:
+        """Whether a number lies in the range."""
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
+        )
+
+    def describe(self) -> str:
+        """The range as text, e.g. '>= 1' or '>= 1 and <= 8'."""
+        parts = [
+            f"{op} {v}" for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt)) if v is not None
+        ]
+        return " and ".join(parts) or "any"
+
+    def violation(self, value: Any) -> Any:
+        """The first number in `value` (a number or a list of them) outside the range, or None."""
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and not self.contains(item):
+                return item
+        return None
+
+
+SIZE_RANGE = Range(ge=1, le=16384)
+NUM_CLASSES_RANGE = Range(ge=1)
+
+
+def _flatten_patch(patch: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    """Leaf path -> 'a.b=value' text of a nested override patch, for error messages."""
+    out: dict[tuple[str, ...], str] = {}
+    for key, value in patch.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten_patch(value, path))
+        else:
+            text = yaml.safe_dump(_plain(value), default_flow_style=True, width=10_000).strip()
+            out[path] = f"{'.'.join(path)}={text.removesuffix('...').strip()}"
+    return out
+
+
+class _Where:
+    """File and line lookup for spec fields; a field set by an override is reported as that override."""
+
+    def __init__(
+        self,
+        source: str | None,
+        lines: Mapping[tuple[str, ...], int] | None = None,
+        overrides: Mapping[tuple[str, ...], str] | None = None,
+    ) -> None:
         self.source = source
         self.lines = dict(lines or {})
+        self.overrides = dict(overrides or {})
 
     def __call__(self, *path: str) -> str:
         field = ".".join(path) or "(top level)"
         origin = self.source or "<spec>"
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.overrides:
+                return f"override {self.overrides[path[:n]]} (applied to {origin}): field '{field}'"
         for n in range(len(path), 0, -1):
             if path[:n] in self.lines:
                 return f"{origin}:{self.lines[path[:n]]}: field '{field}'"
@@ -206,7 +283,7 @@ def _type_ok(value: Any, hint: Any) -> tuple[bool, str]:
         return _type_ok(value, args[0])
     if origin is typing.Literal:
         return value in args, " | ".join(repr(a) for a in args)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         checks = [_type_ok(value, a) for a in args]
         return any(ok for ok, _ in checks), " or ".join(d for _, d in checks)
     if hint is type(None):
@@ -242,6 +319,17 @@ def _registry_ref(hint: Any) -> RegistryRef | None:
     if typing.get_origin(hint) is typing.Union:
         return next((r for r in map(_registry_ref, typing.get_args(hint)) if r is not None), None)
     return None
+
+
+def _ranges(hint: Any) -> list[Range]:
+    """The `Range`s declared in an annotation (inside Optional / unions too)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        args = typing.get_args(hint)
+        return [a for a in args[1:] if isinstance(a, Range)] + _ranges(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return [r for a in typing.get_args(hint) for r in _ranges(a)]
+    return []
 
 
 def _plain(value: Any) -> Any:
@@ -281,6 +369,14 @@ def validate_params(
         ok, expected = _type_ok(value, hint)
         if not ok:
             raise SpecError(f"{where(*section, key)}: {key} = {value!r} is not a valid {expected} for {what}")
+        for allowed_range in _ranges(hint):
+            bad = allowed_range.violation(value)
+            if bad is not None:
+                raise SpecError(
+                    f"{where(*section, key)}: {key} = {value!r} is out of range for {what}: "
+                    f"allowed {allowed_range.describe()}"
+                    + (f" (element {bad!r})" if isinstance(value, (list, tuple)) else "")
+                )
         reg = _registry_ref(hint)
         if reg is not None and value is not None:
             try:
@@ -319,10 +415,14 @@ class Spec:
     """
 
     def __init__(
-        self, data: Mapping[str, Any], source: str | None = None, lines: Mapping[tuple[str, ...], int] | None = None
+        self,
+        data: Mapping[str, Any],
+        source: str | None = None,
+        lines: Mapping[tuple[str, ...], int] | None = None,
+        overrides: Mapping[tuple[str, ...], str] | None = None,
     ) -> None:
         self.source = source
-        self.where = _Where(source, lines)
+        self.where = _Where(source, lines, overrides)
         self.data = self._validate(copy.deepcopy(dict(data)))
 
     @classmethod
@@ -352,8 +452,11 @@ class Spec:
                     f"{w('labels', key)}: unknown label field {key!r}{close_matches(key, list(LABEL_KEYS))}"
                 )
         n = labels.get("num_classes")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise SpecError(f"{w('labels', 'num_classes')}: num_classes must be a positive integer, got {n!r}")
+        if not isinstance(n, int) or isinstance(n, bool) or not NUM_CLASSES_RANGE.contains(n):
+            raise SpecError(
+                f"{w('labels', 'num_classes')}: num_classes must be an integer {NUM_CLASSES_RANGE.describe()}, "
+                f"got {n!r}"
+            )
         for key in ("dontcare", "instance_edges"):
             if not isinstance(labels.get(key, False), bool):
                 raise SpecError(f"{w('labels', key)}: {key} must be true or false")
@@ -371,9 +474,14 @@ class Spec:
         if (
             not isinstance(size, (list, tuple))
             or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in size)
         ):
             raise SpecError(f"{w('image_size')}: image_size must be [height, width] in pixels, got {size!r}")
+        if SIZE_RANGE.violation(size) is not None:
+            raise SpecError(
+                f"{w('image_size')}: image_size {list(size)} is out of range: each side must be "
+                f"{SIZE_RANGE.describe()} pixels"
+            )
         if "generator" not in data:
             raise SpecError(f"{w()}: a spec needs a generator section, e.g. generator: {{name: spade}}")
         for section, registry in COMPONENT_SECTIONS.items():
@@ -416,16 +524,22 @@ class Spec:
     def _validate_pretrained(self, pre: Any) -> None:
         w = self.where
         if not isinstance(pre, Mapping):
-            raise SpecError(f"{w('pretrained')}: pretrained is a mapping with repo_id, revision, origin, license")
+            raise SpecError(f"{w('pretrained')}: pretrained is a mapping with {', '.join(PRETRAINED_KEYS)}")
         for key in pre:
             if key not in PRETRAINED_KEYS:
-                raise SpecError(
-                    f"{w('pretrained', key)}: unknown field {key!r}{close_matches(key, list(PRETRAINED_KEYS))}"
+                hint = (
+                    " (origin is provenance: it is recorded in the weights' metadata, not in a spec)"
+                    if key == "origin"
+                    else close_matches(key, list(PRETRAINED_KEYS))
                 )
+                raise SpecError(f"{w('pretrained', key)}: unknown field {key!r}{hint}")
+        if not isinstance(pre.get("published", False), bool):
+            raise SpecError(f"{w('pretrained', 'published')}: published must be true or false")
+        for key in ("repo_id", "revision", "license", "official_checkpoint"):
+            if pre.get(key) is not None and not isinstance(pre[key], str):
+                raise SpecError(f"{w('pretrained', key)}: {key} must be a string or null, got {pre[key]!r}")
 
     def _validate_train(self, train: Any) -> dict[str, Any]:
-        from semsyn.training.config import TrainConfig
-
         if not isinstance(train, Mapping):
             raise SpecError(f"{self.where('train')}: train is a mapping of trainer settings (steps, batch_size, ...)")
         return validate_params(TrainConfig, train, self.where, ("train",), "train", skip=())
@@ -466,24 +580,22 @@ class Spec:
 
     def train_config(self) -> Any:
         """The `train:` section as a `TrainConfig` (defaults when absent)."""
-        from semsyn.training.config import TrainConfig
-
         return TrainConfig(**(self.data.get("train") or {}))
 
     # -- transforms -------------------------------------------------------------------------------
     def with_overrides(self, overrides: Iterable[str] | Mapping[str, Any]) -> Spec:
         """A new spec with `--set` style overrides or a nested patch applied, validated again."""
-        return Spec(apply_overrides(self.data, overrides), self.source, self.where.lines)
+        patch = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
+        where = {**self.where.overrides, **_flatten_patch(patch)}
+        return Spec(deep_merge(self.data, patch), self.source, self.where.lines, where)
 
     def resolved(self) -> Spec:
         """The spec with every default filled in and no `base`: what a model folder stores."""
         data = copy.deepcopy(self.data)
         data.pop("base", None)
         if data.get("train") is not None:
-            from semsyn.training.config import TrainConfig
-
             data["train"] = _plain(dataclasses.asdict(TrainConfig(**data["train"])))
-        return Spec(data, self.source, self.where.lines)
+        return Spec(data, self.source, self.where.lines, self.where.overrides)
 
     def to_dict(self) -> dict[str, Any]:
         """A deep copy of the data."""
@@ -493,8 +605,6 @@ class Spec:
         """The spec as YAML text; written atomically to `path` when given."""
         text = yaml.safe_dump(_plain(self.data), sort_keys=False, default_flow_style=None, width=120)
         if path is not None:
-            from semsyn.checkpoint import atomic_write_text
-
             atomic_write_text(Path(path), text)
         return text
 
@@ -505,22 +615,14 @@ class Spec:
         return f"Spec(name={self.name!r}, source={self.source!r})"
 
 
-def _named_config(name: str) -> Path | None:
-    from semsyn.factory import hub_config_path
-
-    return hub_config_path(name)
-
-
 def _load_data(source: str | os.PathLike[str], seen: tuple[str, ...] = ()) -> tuple[dict, dict, str]:
     text = os.fspath(source)
     path = Path(text)
     if not (text.endswith((".yaml", ".yml")) or path.is_file()):
-        named = _named_config(text)
+        named = hub_config_path(text)
         if named is None:
-            from semsyn.factory import list_models
-
             raise SpecError(
-                f"no spec named {text!r}{close_matches(text, list_models())}: give a name from "
+                f"no spec named {text!r}{close_matches(text, named_specs())}: give a name from "
                 "semsyn.list_models(), a path to a .yaml file, or 'local-dir:PATH'"
             )
         path = named
@@ -541,12 +643,13 @@ def _load_data(source: str | os.PathLike[str], seen: tuple[str, ...] = ()) -> tu
 def load_spec(
     source: str | os.PathLike[str] | Mapping[str, Any], overrides: Iterable[str] | Mapping | None = None
 ) -> Spec:
-    """Load and validate a spec.
+    """Load and validate a spec from this machine (`semsyn.load_spec` also reads Hub repos).
 
     Args:
         source: a hub_configs name ("spade-coco"), a path to a YAML file, "local-dir:PATH" (its
-            spec.yaml), "hf-hub:org/name[@rev]" (spec.yaml from the Hub), or a mapping.
-        overrides: `--set` style strings or a nested patch applied before validation.
+            spec.yaml), or a mapping.
+        overrides: `--set` style strings or a nested patch applied before validation; an error in a
+            field they set names the override.
     """
     if isinstance(source, Mapping):
         data, lines, where = dict(source), {}, None
@@ -555,10 +658,14 @@ def load_spec(
         if text.startswith("local-dir:"):
             text = str(Path(text[len("local-dir:") :]) / "spec.yaml")
         elif text.startswith("hf-hub:"):
-            from semsyn.hub import download_spec
-
-            text = str(download_spec(text))
+            raise SpecError(
+                f"{text}: semsyn.spec.load_spec reads local specs only; use semsyn.load_spec (semsyn.resolve) "
+                "for Hub sources"
+            )
         data, lines, where = _load_data(text)
+    marks: dict[tuple[str, ...], str] = {}
     if overrides:
-        data = apply_overrides(data, overrides)
-    return Spec(data, where, lines)
+        patch = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
+        marks = _flatten_patch(patch)
+        data = deep_merge(data, patch)
+    return Spec(data, where, lines, marks)

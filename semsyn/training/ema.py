@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semsyn.builder import build_component
+from semsyn.components import build_component
 from semsyn.registry import GENERATORS
 from semsyn.spec import Spec
 
