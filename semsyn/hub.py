@@ -16,7 +16,16 @@ from typing import Any
 
 from semsyn.errors import HubError
 
-__all__ = ["parse_hub_source", "pin_revision", "download_file", "upload_folder", "fetch_text", "api"]
+__all__ = [
+    "parse_hub_source",
+    "pin_revision",
+    "remember_revision",
+    "download_file",
+    "upload_folder",
+    "fetch_text",
+    "api",
+    "offline",
+]
 
 logger = logging.getLogger(__name__)
 _HEX40 = re.compile(r"[0-9a-f]{40}")
@@ -142,6 +151,26 @@ def pin_revision(repo_id: str, revision: str | None = None, *, token: str | None
     except _client_errors() as exc:
         _raise_for(exc, repo_id, None, f"{repo_id}@{rev}")
     return str(info.sha)
+
+
+def remember_revision(snapshot_file: Path, revision: str | None, commit: str) -> None:
+    """Record in the client's cache that `revision` points to `commit` (as a download by that name would).
+
+    Files are downloaded at the pinned commit; without this record an offline load by branch or tag name
+    would not find them. `snapshot_file` is a file the cache holds at `commit` (models--*/snapshots/<commit>/f).
+    """
+    rev = revision or "main"
+    if _HEX40.fullmatch(rev) or snapshot_file.parent.name != commit:
+        return
+    refs = snapshot_file.parent.parent.parent / "refs" / rev
+    try:
+        refs.parent.mkdir(parents=True, exist_ok=True)
+        if not refs.is_file() or refs.read_text().strip() != commit:
+            tmp = refs.with_name(f".{refs.name}.{os.getpid()}.tmp")
+            tmp.write_text(commit)
+            os.replace(tmp, refs)
+    except OSError as exc:  # a read-only cache still loads online
+        logger.debug("cannot record %s -> %s in the Hub cache: %s", rev, commit, exc)
 
 
 def fetch_text(repo_id: str, filename: str, revision: str | None = None, token: str | None = None) -> str | None:

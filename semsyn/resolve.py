@@ -203,6 +203,7 @@ def resolve(source: str | os.PathLike[str], revision: str | None = None, *, toke
         where = f"{repo_id}@{rev or 'main'}"
         commit = hub.pin_revision(repo_id, rev, token=token)
         spec_file = hub.download_file(repo_id, SPEC_NAME, commit, token=token, where=where)
+        hub.remember_revision(spec_file, rev, commit)
         return ModelFolder(source=text, spec_file=spec_file, repo_id=repo_id, revision=rev, commit=commit)
     if text.startswith("local-dir:"):
         return _local(text, Path(text[len("local-dir:") :]))

@@ -22,7 +22,7 @@ import inspect
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,7 @@ from torch import nn
 from semsyn.convert import OFFICIAL_FORMATS, KeyTable
 from semsyn.errors import ConversionError, SpecError
 from semsyn.registry import COND_NORMS, ENCODERS, GENERATORS, close_matches, ref
+from semsyn.spec import Range
 from semsyn_models.layers import init_xavier, lrelu, make_norm, spectral, start_map
 
 __all__ = [
@@ -179,10 +180,10 @@ class SPADEGenerator(nn.Module):
         self,
         label_channels: int,
         image_size: tuple[int, int],
-        ngf: int = 64,
+        ngf: Annotated[int, Range(ge=1)] = 64,
         num_upsampling_layers: Literal["normal", "more", "most"] = "normal",
         use_vae: bool = False,
-        z_dim: int = 256,
+        z_dim: Annotated[int, Range(ge=1)] = 256,
         norm: ref("norm") = "syncbatch",
         cond_norm: ref("cond-norm") = "spade",
         spectral_norm: bool = True,
@@ -258,7 +259,11 @@ class ConvEncoder(nn.Module):
     """
 
     def __init__(
-        self, ndf: int = 64, z_dim: int = 256, spectral_norm: bool = True, norm: ref("norm") | None = "instance"
+        self,
+        ndf: Annotated[int, Range(ge=1)] = 64,
+        z_dim: Annotated[int, Range(ge=1)] = 256,
+        spectral_norm: bool = True,
+        norm: ref("norm") | None = "instance",
     ) -> None:
         super().__init__()
         widths = [3, ndf, 2 * ndf, 4 * ndf, 8 * ndf, 8 * ndf, 8 * ndf]
