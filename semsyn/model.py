@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from semsyn.components import build_networks
 from semsyn.checkpoint import load_strict
+from semsyn.components import build_networks
 from semsyn.contracts import DiscriminatorOutput, call_generator
 from semsyn.errors import CheckpointError, SemsynError
 from semsyn.labels import LabelSchema

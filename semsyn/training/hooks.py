@@ -26,10 +26,14 @@ import torch
 from semsyn.checkpoint import atomic_write, atomic_write_text
 from semsyn.training.checkpoints import (
     CHECKPOINTS_DIR,
+    DELAY_ENV,
     MARKER,
+    STATE_FILE,
+    WEIGHTS_FILE,
     latest_checkpoint,
     list_checkpoints,
     read_checkpoint,
+    remove_incomplete,
     write_checkpoint,
 )
 from semsyn.training.checkpoints import remove_tree as _remove_tree
@@ -49,6 +53,10 @@ __all__ = [
     "PushToHubHook",
     "CHECKPOINTS_DIR",
     "MARKER",
+    "WEIGHTS_FILE",
+    "STATE_FILE",
+    "DELAY_ENV",
+    "remove_incomplete",
     "write_checkpoint",
     "read_checkpoint",
     "list_checkpoints",
@@ -243,8 +251,10 @@ class SampleHook(Hook):
         from PIL import Image
 
         label, fake, real = trainer.sample_batch(self.count)
-        rows = [torch.cat([_colorize(lab, trainer), f, r], dim=2) for lab, f, r in zip(label, fake, real)]
-        grid = torch.cat(rows, dim=1)
+        from torchvision.utils import make_grid  # ~1 s to import: only when a grid is written
+
+        tiles = [t for lab, f, r in zip(label, fake, real) for t in (_colorize(lab, trainer), f.float(), r.float())]
+        grid = make_grid(torch.stack(tiles), nrow=3, padding=0)
         pixels = ((grid.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         path = self.folder / f"{_step_name(trainer.step)}.png"
         self.folder.mkdir(parents=True, exist_ok=True)
