@@ -62,7 +62,7 @@ def describe_spec(spec: Spec, parameters: Mapping[str, int] | None = None) -> li
     )
     lines.append(f"- output: {h}x{w} images in [-1, 1]")
     if parameters:
-        lines.append("- parameters: " + ", ".join(f"{p} {n / 1e6:.2f} M" for p, n in parameters.items()))
+        lines.append("- stored weights: " + ", ".join(f"{p} {n / 1e6:.2f} M values" for p, n in parameters.items()))
     return lines
 
 

@@ -32,6 +32,8 @@ __all__ = [
     "tensor_digest",
     "file_sha256",
     "read_metadata",
+    "prefixed_state",
+    "split_prefixed",
 ]
 
 DIGEST_KEY = "semsyn_sha256"
@@ -199,3 +201,22 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], where: str
             + ". The weights were made for another configuration: use the spec saved with them."
         )
     module.load_state_dict(dict(state), strict=True)
+
+
+def prefixed_state(modules: Mapping[str, nn.Module | None]) -> dict[str, torch.Tensor]:
+    """One state dict of several networks, keys prefixed by their names (`generator.fc.weight`); None skipped."""
+    return {f"{name}.{k}": v for name, m in modules.items() if m is not None for k, v in m.state_dict().items()}
+
+
+def split_prefixed(state: Mapping[str, torch.Tensor], names: tuple[str, ...], where: str) -> dict[str, dict]:
+    """`prefixed_state`'s inverse: {name: state dict}; a key with another prefix raises `CheckpointError`."""
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        part, _, rest = key.partition(".")
+        if part not in names or not rest:
+            raise CheckpointError(
+                f"{where}: key {key!r} does not start with one of {', '.join(p + '.' for p in names)}; "
+                "this is not a semsyn weights file (convert official checkpoints with semsyn-convert)"
+            )
+        groups.setdefault(part, {})[rest] = value
+    return groups

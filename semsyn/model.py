@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from semsyn.checkpoint import load_strict
+from semsyn.checkpoint import load_strict, prefixed_state, split_prefixed
 from semsyn.components import build_networks
 from semsyn.contracts import DiscriminatorOutput, call_generator
-from semsyn.errors import CheckpointError, SemsynError
+from semsyn.errors import SemsynError
 from semsyn.labels import LabelSchema
 from semsyn.labels import semantics as make_semantics
 from semsyn.provenance import Provenance
@@ -186,7 +186,7 @@ class SynthesisModel(nn.Module):
     def weights(self, parts: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         """The state dicts of `parts` (default all), keys prefixed `generator.`, `encoder.`, `discriminator.`."""
         chosen = self.parts if parts is None else [p for p in self.parts if p in set(parts)]
-        return {f"{p}.{k}": v for p in chosen for k, v in getattr(self, p).state_dict().items()}
+        return prefixed_state({p: getattr(self, p) for p in chosen})
 
     def load_weights(self, state: Mapping[str, torch.Tensor], where: str, *, warn_untrained: bool = True) -> None:
         """Load what `state` holds for each part strictly; parts it lacks stay untrained (and are reported).
@@ -194,15 +194,7 @@ class SynthesisModel(nn.Module):
         Raises:
             CheckpointError: unknown prefixes, or a part whose keys do not match the model.
         """
-        groups: dict[str, dict[str, torch.Tensor]] = {}
-        for key, value in state.items():
-            part, _, rest = key.partition(".")
-            if part not in PARTS or not rest:
-                raise CheckpointError(
-                    f"{where}: key {key!r} does not start with one of {', '.join(p + '.' for p in PARTS)}; "
-                    "this is not a semsyn weights file (convert official checkpoints with semsyn-convert)"
-                )
-            groups.setdefault(part, {})[rest] = value
+        groups = split_prefixed(state, PARTS, where)
         for part in self.parts:
             if part in groups:
                 load_strict(getattr(self, part), groups[part], f"{where} ({part})")

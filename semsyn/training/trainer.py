@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semsyn.checkpoint import load_strict
+from semsyn.checkpoint import load_strict, prefixed_state, split_prefixed
 from semsyn.contracts import DiscriminatorOutput, LossContext, call_generator
 from semsyn.errors import DatasetError, SpecError, TrainingError
 from semsyn.labels import semantics as make_semantics
@@ -453,15 +453,17 @@ class Trainer:
         return out
 
     # -- state ------------------------------------------------------------------------------------
-    def weights(self) -> dict[str, torch.Tensor]:
-        """Every network's weights: `generator.`, `encoder.`, `discriminator.` and `ema.` (the EMA generator)."""
-        parts = {
+    def _networks(self) -> dict[str, nn.Module | None]:
+        return {
             "generator": self.generator,
             "encoder": self.encoder,
             "discriminator": self.discriminator,
             "ema": self.ema.module if self.ema is not None else None,
         }
-        return {f"{p}.{k}": v for p, m in parts.items() if m is not None for k, v in m.state_dict().items()}
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Every network's weights: `generator.`, `encoder.`, `discriminator.` and `ema.` (the EMA generator)."""
+        return prefixed_state(self._networks())
 
     def weights_metadata(self) -> dict[str, str]:
         """What a checkpoint's weights file records besides the tensors: the run's provenance."""
@@ -510,17 +512,8 @@ class Trainer:
         }
 
     def _load_weights(self, weights: Mapping[str, torch.Tensor], where: str) -> None:
-        groups: dict[str, dict[str, torch.Tensor]] = {}
-        for key, value in weights.items():
-            part, _, rest = key.partition(".")
-            groups.setdefault(part, {})[rest] = value
-        parts = {
-            "generator": self.generator,
-            "encoder": self.encoder,
-            "discriminator": self.discriminator,
-            "ema": self.ema.module if self.ema is not None else None,
-        }
-        for part, module in parts.items():
+        groups = split_prefixed(weights, ("generator", "encoder", "discriminator", "ema"), where)
+        for part, module in self._networks().items():
             if module is None:
                 continue
             if part not in groups:
