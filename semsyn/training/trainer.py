@@ -22,6 +22,7 @@ process group, DDP wrappers and the sharded sampler, and degrades to no-ops on o
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semsyn.checkpoint import load_strict, prefixed_state, split_prefixed
+from semsyn.checkpoint import load_strict, prefixed_state, read_metadata, split_prefixed
 from semsyn.contracts import DiscriminatorOutput, LossContext, call_generator
 from semsyn.errors import DatasetError, SpecError, TrainingError
 from semsyn.labels import semantics as make_semantics
@@ -43,7 +44,13 @@ from semsyn.provenance import METADATA_KEY, Provenance, trained
 from semsyn.registry import NORMS
 from semsyn.spec import Spec
 from semsyn.training import distributed as D
-from semsyn.training.checkpoints import latest_checkpoint, list_checkpoints, read_checkpoint, remove_incomplete
+from semsyn.training.checkpoints import (
+    WEIGHTS_FILE,
+    latest_checkpoint,
+    list_checkpoints,
+    read_checkpoint,
+    remove_incomplete,
+)
 from semsyn.training.config import TrainConfig
 from semsyn.training.data import _Collate, _Failure, _GuardedDataset, _preserved_rng, build_train_dataset
 from semsyn.training.ema import GeneratorEMA
@@ -66,6 +73,14 @@ logger = logging.getLogger(__name__)
 ROLES = ("gan", "feature-matching", "perceptual", "kl")
 STATE_FORMAT = 1
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _parent_of(checkpoint: Path) -> tuple[str, Provenance] | None:
+    """The parent (source, record) a checkpoint's provenance record names, or None."""
+    record = read_metadata(checkpoint / WEIGHTS_FILE).get(METADATA_KEY)
+    parent = dict(Provenance.from_json(record).parent or {}) if record else {}
+    source = parent.pop("source", None)
+    return (source, Provenance.from_json(json.dumps(parent))) if source else None
 
 
 def _split(out: DiscriminatorOutput, n: int) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
@@ -174,10 +189,12 @@ class Trainer:
         model = build_model(self.spec, with_discriminator=True)
         # The weights' origin: a fine-tune names its parent's record, a run from scratch none.
         self.parent: tuple[str, Provenance] | None = None
-        if cfg.init_from:
+        if cfg.init_from and self._checkpoint is not None:
+            # A resumed run's checkpoint holds newer weights, and its record names the parent: no download.
+            self.parent = _parent_of(self._checkpoint)
+        elif cfg.init_from:
             source = SynthesisModel.from_pretrained(cfg.init_from, with_discriminator=True)
             self.parent = (source.loaded_from or cfg.init_from, source.provenance)
-        if cfg.init_from and self._checkpoint is None:  # a resumed run's checkpoint holds newer weights
             model.load_weights(
                 source.weights(source.trained_parts), f"train.init_from {cfg.init_from!r}", warn_untrained=False
             )
