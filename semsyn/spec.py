@@ -449,6 +449,7 @@ def _load_data(source: str | os.PathLike[str], seen: tuple[str, ...] = ()) -> tu
             base_src = str(path.parent / base)
         base_data, _, _ = _load_data(base_src, (*seen, str(path)))
         base_data.pop("name", None)
+        base_data.pop("pretrained", None)  # where the base's weights live says nothing of a derived spec
         data = deep_merge(base_data, {k: v for k, v in data.items() if k != "base"})
     return data, lines, str(path)
 
@@ -459,8 +460,8 @@ def load_spec(
     """Load and validate a spec from this machine (`semsyn.load_spec` also reads Hub repos).
 
     Args:
-        source: a hub_configs name ("spade-coco"), a path to a YAML file, "local-dir:PATH" (its
-            spec.yaml), or a mapping.
+        source: a hub_configs name ("spade-coco"), a path to a YAML file, or a mapping
+            (`semsyn.load_spec` reads every source `semsyn.resolve` knows).
         overrides: `--set` style strings or a nested patch applied before validation; an error in a
             field they set names the override.
     """
@@ -468,13 +469,9 @@ def load_spec(
         data, lines, where = dict(source), {}, None
     else:
         text = os.fspath(source)
-        if text.startswith("local-dir:"):
-            text = str(Path(text[len("local-dir:") :]) / "spec.yaml")
-        elif text.startswith("hf-hub:"):
-            raise SpecError(
-                f"{text}: semsyn.spec.load_spec reads local specs only; use semsyn.load_spec (semsyn.resolve) "
-                "for Hub sources"
-            )
+        if text.startswith(("hf-hub:", "local-dir:")):
+            # Sources are parsed in one place, the resolver; this function reads spec files and names.
+            raise SpecError(f"{text}: semsyn.spec.load_spec reads spec files and names; use semsyn.load_spec")
         data, lines, where = _load_data(text)
     marks: dict[tuple[str, ...], str] = {}
     if overrides:

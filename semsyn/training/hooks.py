@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from semsyn.checkpoint import atomic_write, atomic_write_text
+from semsyn.data import colorize
 from semsyn.training.checkpoints import (
     CHECKPOINTS_DIR,
     DELAY_ENV,
@@ -265,8 +266,6 @@ class SampleHook(Hook):
 
 def _colorize(label: torch.Tensor, trainer: Trainer) -> torch.Tensor:
     """A (1, H, W) label map as a (3, H, W) image in [-1, 1], in the schema's palette (or the default one)."""
-    from semsyn.data import colorize
-
     schema = trainer.spec.labels
     return colorize(label.cpu(), schema.num_classes, schema.palette).float() / 127.5 - 1
 
