@@ -30,6 +30,7 @@ KIND_TEXT = {
     "trained": "trained from scratch with semsyn",
     "fine-tuned": "fine-tuned with semsyn",
     "converted-official": "official checkpoint converted with semsyn-convert",
+    "unknown": "no provenance record (saved before semsyn recorded one)",
 }
 
 

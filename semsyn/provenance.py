@@ -18,6 +18,7 @@ of a model are random: weights with random parts never claim an official origin 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,11 +29,13 @@ from semsyn.errors import CheckpointError
 
 __all__ = ["Provenance", "KINDS", "METADATA_KEY", "semsyn_version", "trained"]
 
-KINDS = ("random-init", "trained", "fine-tuned", "converted-official")
+# "unknown" is only read, never written: weights saved before semsyn recorded provenance.
+KINDS = ("random-init", "trained", "fine-tuned", "converted-official", "unknown")
 METADATA_KEY = "semsyn_provenance"
 RANDOM_ORIGIN = "randomly initialised by semsyn from the spec; untrained"
 
 
+@functools.lru_cache(maxsize=1)
 def semsyn_version() -> str:
     """The installed semsyn version (from the distribution's metadata)."""
     try:
@@ -96,14 +99,13 @@ class Provenance:
         """The record in a safetensors metadata mapping.
 
         Weights written before records existed carry none: they are reported as of unknown origin (kind
-        trained, no licence), never as official.
+        unknown, no licence), never as official.
         """
         text = meta.get(METADATA_KEY)
         if text is not None:
             return cls.from_json(text)
-        return cls(
-            kind="trained", origin="unknown: these weights carry no provenance record", spec=spec, parts=sorted(parts)
-        )
+        origin = "unknown: these weights carry no provenance record"
+        return cls(kind="unknown", origin=origin, spec=spec, parts=sorted(parts))
 
     # -- transforms ---------------------------------------------------------------------------------
     def to_json(self) -> str:

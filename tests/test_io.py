@@ -232,3 +232,14 @@ def test_saved_files_follow_the_umask_not_owner_only(tmp_path: Path) -> None:
 def test_load_spec_of_a_hub_repo(hub: HubServer, tmp_path: Path) -> None:
     tiny_model(tmp_path, 0).push_to_hub("org/spec-only")
     assert semsyn.load_spec("hf-hub:org/spec-only").data["generator"]["ngf"] == 2
+
+
+def test_weights_without_a_record_are_of_unknown_origin_never_official(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    folder = tiny_model(tmp_path, 0).save_pretrained(tmp_path / "old")
+    save_file(load_file(folder / "model.safetensors"), str(folder / "model.safetensors"))  # as before records
+    loaded = semsyn.create_model(f"local-dir:{folder}", pretrained=True)
+    assert loaded.provenance.kind == "unknown"
+    text = (loaded.save_pretrained(tmp_path / "again") / "README.md").read_text()
+    assert "kind: unknown" in text and "license_name: not-specified" in text
