@@ -24,6 +24,7 @@ import torch
 import semsyn
 from semsyn.builder import build_losses, build_model
 from semsyn.cli.common import add_set_argument
+from semsyn.contracts import LossContext
 from semsyn.data import build_dataset
 from semsyn.registry import DATASETS
 from semsyn.training.trainer import Trainer
@@ -42,6 +43,16 @@ class InMemory(torch.utils.data.Dataset):
         return self.items[index]
 
 
+def _total(losses, ctx: LossContext) -> torch.Tensor:
+    """The weighted sum of every term's compute(ctx) in one phase."""
+    total = 0
+    for w, m in losses:
+        value = m.compute(ctx)
+        values = [] if value is None else list(value.values()) if isinstance(value, dict) else [value]
+        total = total + w * sum(values)
+    return total
+
+
 def bare_step(nets, losses, opts, sem, real) -> None:
     """The trainer's arithmetic with nothing around it."""
     gen, disc = nets
@@ -52,10 +63,7 @@ def bare_step(nets, losses, opts, sem, real) -> None:
     n = fake.shape[0]
     fake_out = semsyn.DiscriminatorOutput([t[:n] for t in out.logits], [[f[:n] for f in fs] for fs in out.features])
     real_out = semsyn.DiscriminatorOutput([t[n:] for t in out.logits], [[f[n:] for f in fs] for fs in out.features])
-    loss = sum(
-        w * (m(fake_out, True, for_discriminator=False) if m.role == "gan" else m(fake_out, real_out))
-        for w, m in losses
-    )
+    loss = _total(losses, LossContext("generator", sem, real, fake, fake_out, real_out))
     loss.backward()
     disc.requires_grad_(True)
     opts[0].step()
@@ -65,7 +73,7 @@ def bare_step(nets, losses, opts, sem, real) -> None:
     out = disc(torch.cat([fake, real]), torch.cat([sem, sem]))
     fake_out = semsyn.DiscriminatorOutput([t[:n] for t in out.logits], [])
     real_out = semsyn.DiscriminatorOutput([t[n:] for t in out.logits], [])
-    d_loss = sum(w * (m(fake_out, False) + m(real_out, True)) for w, m in losses if m.role == "gan")
+    d_loss = _total(losses, LossContext("discriminator", sem, real, fake, fake_out, real_out))
     d_loss.backward()
     opts[1].step()
 

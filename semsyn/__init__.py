@@ -4,8 +4,8 @@ One registry holds the field's models, built from declarative specs, with pretra
 Hugging Face Hub and one trainer for all of them::
 
     import semsyn
-    model = semsyn.create_model("spade-coco", pretrained=True)
-    image = model.synthesize(label_map)          # (N, H, W) integers -> (N, 3, H, W) in [-1, 1]
+    model = semsyn.create_model("spade-synthetic")   # a named spec; train it with `semsyn-train spade-synthetic`
+    image = model.synthesize(label_map)              # (N, H, W) integers -> (N, 3, H, W) in [-1, 1]
 
 What this module exports is the public API; nothing else is promised.
 """
@@ -38,7 +38,8 @@ from semsyn.registry import (
     Registry,
     ref,
 )
-from semsyn.spec import Spec, load_spec
+from semsyn.resolve import ModelFolder, load_spec, resolve
+from semsyn.spec import Range, Spec
 
 __version__ = "0.1.0"
 
@@ -47,7 +48,10 @@ __all__ = [
     "list_models",
     "list_components",
     "load_spec",
+    "resolve",
+    "ModelFolder",
     "Spec",
+    "Range",
     "SynthesisModel",
     "DiscriminatorOutput",
     "LabelSchema",

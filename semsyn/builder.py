@@ -1,68 +1,13 @@
-"""Spec -> modules: look components up in the registries and inject the label facts they ask for."""
+"""Spec -> modules: `build_model` for a whole `SynthesisModel`, and the component builders it rests on.
+
+`build_component`, `build_networks`, `build_losses` and `injected_values` live in `semsyn.components`
+(below the model layer, so `SynthesisModel.from_pretrained` can build without importing this module);
+they are re-exported here, where callers have always found them.
+"""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
-from typing import Any
+from semsyn.components import build_component, build_losses, build_networks, injected_values
+from semsyn.model import SynthesisModel, build_model
 
-from torch import nn
-
-from semsyn.labels import LabelSchema
-from semsyn.registry import DISCRIMINATORS, ENCODERS, GENERATORS, LOSSES, Registry
-from semsyn.spec import INJECTED, Spec
-
-__all__ = ["build_component", "build_model", "build_losses", "injected_values"]
-
-
-def injected_values(schema: LabelSchema, image_size: tuple[int, int]) -> dict[str, Any]:
-    """What the builder passes to a constructor that names the parameter."""
-    return {
-        "label_channels": schema.label_channels,
-        "num_classes": schema.num_classes,
-        "image_size": tuple(image_size),
-        "labels": schema,
-    }
-
-
-def build_component(
-    registry: Registry, cfg: Mapping[str, Any], schema: LabelSchema, image_size: tuple[int, int], **extra: Any
-) -> Any:
-    """Build one component from its (validated) spec section: `{name: ..., **params}`."""
-    obj = registry.get(cfg["name"])
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    names = inspect.signature(target).parameters
-    kwargs = {k: v for k, v in cfg.items() if k != "name" and k not in extra}
-    injected = {**injected_values(schema, image_size), **extra}
-    kwargs.update({k: v for k, v in injected.items() if k in names and (k in INJECTED or k in extra)})
-    return obj(**kwargs)
-
-
-def build_model(spec: Spec, *, with_discriminator: bool = False) -> Any:
-    """A `SynthesisModel` with freshly initialised networks, built from a validated spec."""
-    from semsyn.model import SynthesisModel
-
-    schema, size = spec.labels, spec.image_size
-    generator = build_component(GENERATORS, spec.data["generator"], schema, size)
-    encoder = build_component(ENCODERS, spec.data["encoder"], schema, size) if spec.data.get("encoder") else None
-    discriminator = None
-    if with_discriminator:
-        cfg = spec.data.get("discriminator")
-        if cfg is None:
-            from semsyn.errors import SpecError
-
-            raise SpecError(
-                f"{spec.where('discriminator')}: with_discriminator=True but the spec has no discriminator "
-                "section; add one, e.g. discriminator: {name: patchgan-multiscale}"
-            )
-        discriminator = build_component(DISCRIMINATORS, cfg, schema, size)
-    return SynthesisModel(spec, generator, encoder, discriminator)
-
-
-def build_losses(spec: Spec) -> dict[str, tuple[float, nn.Module]]:
-    """The spec's loss terms: term name -> (weight, loss module)."""
-    out = {}
-    for term, cfg in (spec.data.get("losses") or {}).items():
-        params = {k: v for k, v in cfg.items() if k != "weight"}
-        out[term] = (float(cfg["weight"]), build_component(LOSSES, params, spec.labels, spec.image_size))
-    return out
+__all__ = ["build_component", "build_model", "build_networks", "build_losses", "injected_values", "SynthesisModel"]

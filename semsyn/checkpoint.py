@@ -11,6 +11,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,39 @@ __all__ = [
     "torch_load",
     "load_strict",
     "tensor_digest",
+    "file_sha256",
+    "read_metadata",
+    "prefixed_state",
+    "split_prefixed",
 ]
 
 DIGEST_KEY = "semsyn_sha256"
 
 
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)` on a temporary file beside `path`, fsync it, then rename it over `path`."""
+    """Call `write(tmp_path)` on a temporary file beside `path`, fsync it, then rename it over `path`.
+
+    The file gets the permissions a plain `open(path, "w")` would give (0666 less the umask), not the
+    owner-only 0600 of the temporary file: saved models are shared through folders and caches.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -45,6 +72,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         write(tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -102,6 +130,26 @@ def load_safetensors(path: str | os.PathLike[str], verify: bool = True) -> dict[
     return tensors
 
 
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a safetensors file (no tensors are read)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes (recorded for converted official checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """`torch.save` atomically (trainer state: tensors and plain containers only)."""
     return atomic_write(path, lambda p: torch.save(obj, p))
@@ -153,3 +201,22 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], where: str
             + ". The weights were made for another configuration: use the spec saved with them."
         )
     module.load_state_dict(dict(state), strict=True)
+
+
+def prefixed_state(modules: Mapping[str, nn.Module | None]) -> dict[str, torch.Tensor]:
+    """One state dict of several networks, keys prefixed by their names (`generator.fc.weight`); None skipped."""
+    return {f"{name}.{k}": v for name, m in modules.items() if m is not None for k, v in m.state_dict().items()}
+
+
+def split_prefixed(state: Mapping[str, torch.Tensor], names: tuple[str, ...], where: str) -> dict[str, dict]:
+    """`prefixed_state`'s inverse: {name: state dict}; a key with another prefix raises `CheckpointError`."""
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        part, _, rest = key.partition(".")
+        if part not in names or not rest:
+            raise CheckpointError(
+                f"{where}: key {key!r} does not start with one of {', '.join(p + '.' for p in names)}; "
+                "this is not a semsyn weights file (convert official checkpoints with semsyn-convert)"
+            )
+        groups.setdefault(part, {})[rest] = value
+    return groups

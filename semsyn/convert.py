@@ -28,8 +28,14 @@ from typing import Any
 
 import torch
 
+from semsyn.checkpoint import file_sha256, torch_load
 from semsyn.errors import ConversionError, SemsynError
+from semsyn.model import build_model
+from semsyn.named import hub_config_path
+from semsyn.provenance import Provenance
 from semsyn.registry import Registry
+from semsyn.spec import Spec
+from semsyn.spec import load_spec as load_local_spec
 
 __all__ = ["KeyTable", "OFFICIAL_FORMATS", "read_options", "labels_from_options", "convert_official", "PARTS_FILES"]
 
@@ -155,8 +161,6 @@ def labels_from_options(opt: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """An official `.pth` state dict, read with weights_only=True; anything else is refused."""
-    from semsyn.checkpoint import torch_load
-
     try:
         state = torch_load(path)
     except SemsynError as exc:
@@ -200,12 +204,11 @@ def convert_official(
         opt_path: opt.txt or an options JSON.
         files: part ("generator", "encoder", "discriminator") -> .pth path; any non-empty subset.
         out_dir: the model folder to write (spec.yaml, model.safetensors, README.md).
-        name: the spec name; defaults to the folder's name.
-        origin, license: recorded in the spec's `pretrained` section and the model card.
+        name: the spec name; defaults to the folder's name. For a named spec (`spade-coco`) the licence and
+            official download place of its `pretrained` section are the defaults of `license` and `origin`.
+        origin, license: where the checkpoint comes from and its licence, recorded with the sha256 of every
+            official file in the weights' provenance record (and so on the model card).
     """
-    from semsyn.builder import build_model
-    from semsyn.spec import Spec
-
     if not files:
         raise ConversionError("nothing to convert: give at least one of --generator, --encoder, --discriminator")
     opt = read_options(opt_path)
@@ -221,7 +224,6 @@ def convert_official(
         # converted generator can be fine-tuned or loaded with_discriminator; otherwise the spec has none.
         with contextlib.suppress(ConversionError):
             _, spec_data["discriminator"] = _pick_section("discriminator", opt)
-    spec_data["pretrained"] = {k: v for k, v in (("origin", origin), ("license", license)) if v}
     spec = Spec(spec_data, source=str(opt_path))
     model = build_model(spec, with_discriminator="discriminator" in files)
     for part, path in files.items():
@@ -236,4 +238,31 @@ def convert_official(
             ", ".join(sorted(files)),
             ", ".join(model.untrained_parts),
         )
+    model.provenance = _provenance(spec_data["name"], formats, opt_path, files, origin, license)
     return model.save_pretrained(out_dir, parts=sorted(model.trained_parts))
+
+
+def _provenance(
+    name: str,
+    formats: Mapping[str, str],
+    opt_path: str | Path,
+    files: Mapping[str, str | Path],
+    origin: str | None,
+    license: str | None,
+) -> Provenance:
+    """The record of a conversion: origin, licence and the sha256 of every official file read."""
+    named = load_local_spec(name).pretrained if hub_config_path(name) else {}
+    official = named.get("official_checkpoint")
+    family = ", ".join(sorted({formats[p] for p in files}))
+    if origin is None:
+        origin = f"official {family} checkpoint converted with semsyn-convert" + (f" ({official})" if official else "")
+    sources = {Path(p).name: file_sha256(p) for p in files.values()}
+    sources[Path(opt_path).name] = file_sha256(opt_path)
+    return Provenance(
+        kind="converted-official",
+        origin=origin,
+        license=license or named.get("license"),
+        parts=sorted(files),
+        sources=sources,
+        spec=name,
+    )

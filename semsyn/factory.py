@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
-from collections.abc import Mapping
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from semsyn.errors import HubError, SemsynError
+from semsyn.errors import SemsynError
+from semsyn.model import SynthesisModel
+from semsyn.named import hub_config_dir, hub_config_path, named_specs
 from semsyn.registry import REGISTRIES, close_matches
+from semsyn.spec import load_spec as load_local_spec
 
 __all__ = ["create_model", "list_models", "list_components", "hub_config_path", "hub_config_dir"]
-
-
-def hub_config_dir() -> Path:
-    """The folder of shipped named specs (`hub_configs/` in the checkout, `semsyn/hub_configs` in a wheel)."""
-    return Path(str(resources.files("semsyn.hub_configs")))
-
-
-def hub_config_path(name: str) -> Path | None:
-    """Path of the named spec, or None."""
-    path = hub_config_dir() / f"{name}.yaml"
-    return path if path.is_file() else None
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
@@ -33,14 +21,12 @@ def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
 
     Args:
         pattern: shell-style pattern, e.g. "ccfpse-*".
-        pretrained: only names whose spec says where published weights live (a `pretrained.repo_id`).
+        pretrained: only names whose semsyn weights are published on the Hub (`pretrained.published: true`).
     """
-    names = sorted(p.stem for p in hub_config_dir().glob("*.yaml") if fnmatch.fnmatchcase(p.stem, pattern))
+    names = named_specs(pattern)
     if not pretrained:
         return names
-    from semsyn.spec import load_spec
-
-    return [n for n in names if load_spec(n).pretrained.get("repo_id")]
+    return [n for n in names if load_local_spec(n).pretrained.get("published") is True]
 
 
 def list_components(kind: str | None = None, pattern: str = "*") -> list[str]:
@@ -54,18 +40,6 @@ def list_components(kind: str | None = None, pattern: str = "*") -> list[str]:
     return REGISTRIES[kind].names(pattern)
 
 
-def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """`create_model(..., generator={"ngf": 32}, image_size=[128, 128])` -> a nested patch."""
-    patch: dict[str, Any] = {}
-    for key, value in overrides.items():
-        node = patch
-        *parents, leaf = key.split("__")  # generator__ngf=32 also works, like sklearn
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return patch
-
-
 def create_model(
     source: str | os.PathLike[str],
     pretrained: bool = False,
@@ -74,13 +48,13 @@ def create_model(
     with_discriminator: bool = False,
     device: str | torch.device | None = None,
     **overrides: Any,
-) -> Any:
-    """Build a model from a name, a spec file, a model folder or a Hub repo; returned in eval mode.
+) -> SynthesisModel:
+    """Build a model from a name, a spec file, a model or run folder or a Hub repo; returned in eval mode.
 
     Args:
-        source: a hub_configs name ("ccfpse-coco"), "hf-hub:org/name[@revision]", "local-dir:PATH",
-            or a path to a spec YAML.
-        pretrained: load weights (from the Hub for names and hf-hub:, from the folder for local-dir:).
+        source: a hub_configs name ("ccfpse-coco"), "hf-hub:org/name[@revision]", "local-dir:PATH", a run
+            folder, or a path to a spec YAML.
+        pretrained: load weights (from the Hub for published names and hf-hub:, from the folder otherwise).
         revision: Hub branch, tag or commit (overrides the name's or the @revision).
         with_discriminator: also build (and load, when the weights hold one) the discriminator.
         device: where to put the model.
@@ -88,39 +62,15 @@ def create_model(
             with pretrained weights they must keep the weights' shapes.
 
     Raises:
-        SpecError, RegistryError: bad source or spec.  HubError: weights cannot be had.  CheckpointError:
-        weights that do not match the spec.
+        SpecError, RegistryError: bad source or spec.  HubError: weights cannot be had (an unpublished named
+        model fails at once, without network, saying how to get weights).  CheckpointError: weights that do
+        not match the spec.
     """
-    from semsyn.builder import build_model
-    from semsyn.spec import load_spec
-
-    text = os.fspath(source)
-    patch = _split_overrides(overrides)
-    if text.startswith("hf-hub:") or (pretrained and not text.startswith("local-dir:") and hub_config_path(text)):
-        from semsyn.hub import load_from_hub
-
-        model = load_from_hub(
-            text, pretrained=pretrained, revision=revision, with_discriminator=with_discriminator, overrides=patch
-        )
-    elif text.startswith("local-dir:"):
-        from semsyn.model import SPEC_NAME, WEIGHTS_NAME
-
-        folder = Path(text[len("local-dir:") :])
-        spec = load_spec(folder / SPEC_NAME, overrides=patch)
-        model = build_model(spec, with_discriminator=with_discriminator)
-        if pretrained:
-            from semsyn.checkpoint import load_safetensors
-
-            if not (folder / WEIGHTS_NAME).is_file():
-                raise SemsynError(f"{folder} has no {WEIGHTS_NAME}; pass pretrained=False to build it untrained")
-            model.load_weights(load_safetensors(folder / WEIGHTS_NAME), str(folder / WEIGHTS_NAME))
-    else:
-        if pretrained:
-            raise HubError(
-                f"{text} is a spec file: it holds no weights. Use 'local-dir:FOLDER' for a saved model, "
-                "'hf-hub:org/name' for a Hub repo, or a name from semsyn.list_models()"
-            )
-        model = build_model(load_spec(text, overrides=patch), with_discriminator=with_discriminator)
-    if device is not None:
-        model = model.to(device)
-    return model.eval()
+    return SynthesisModel.from_pretrained(
+        source,
+        pretrained=pretrained,
+        revision=revision,
+        with_discriminator=with_discriminator,
+        device=device,
+        **overrides,
+    )

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from semsyn.errors import LabelError
+from semsyn.namings import BUILTIN_NAMINGS, default_palette
 
 __all__ = [
     "LabelSchema",
@@ -31,10 +31,9 @@ __all__ = [
 UNKNOWN = 255
 
 # Known namings: name -> (class names, RGB palette or None), e.g. "coco-stuff". A spec's `labels.names`
-# may name one; `LabelSchema.class_names` and `.colors` then come from here. The shipped ones
-# (`semsyn.namings`) join on the first lookup of a name not registered yet; a registered name wins.
+# may name one; `LabelSchema.class_names` and `.colors` then come from here, else from the shipped ones
+# (`semsyn.namings`): a registered name wins.
 NAMINGS: dict[str, tuple[tuple[str, ...], tuple[tuple[int, int, int], ...] | None]] = {}
-_builtin_namings_loaded = False
 
 
 def register_naming(name: str, class_names: Sequence[str], palette: Sequence[Sequence[int]] | None = None) -> None:
@@ -47,27 +46,7 @@ def register_naming(name: str, class_names: Sequence[str], palette: Sequence[Seq
 
 def get_naming(name: str) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...] | None] | None:
     """(class names, palette or None) registered as `name`, or shipped with semsyn; None if unknown."""
-    global _builtin_namings_loaded
-    if name not in NAMINGS and not _builtin_namings_loaded:
-        _builtin_namings_loaded = True
-        from semsyn.namings import BUILTIN_NAMINGS  # imported late: it imports this module
-
-        for builtin, naming in BUILTIN_NAMINGS.items():
-            NAMINGS.setdefault(builtin, naming)
-    return NAMINGS.get(name)
-
-
-def default_palette(num_classes: int) -> np.ndarray:
-    """Distinct colours for any number of classes: uint8 (num_classes, 3), never black.
-
-    Bit-interleaved (the PASCAL VOC scheme) over ids 1..num_classes, so black stays free for unknown.
-    """
-    ids = np.arange(1, num_classes + 1, dtype=np.int64)
-    palette = np.zeros((num_classes, 3), dtype=np.int64)
-    for bit in range(8):
-        for channel in range(3):
-            palette[:, channel] |= ((ids >> (3 * bit + channel)) & 1) << (7 - bit)
-    return palette.astype(np.uint8)
+    return NAMINGS.get(name) or BUILTIN_NAMINGS.get(name)
 
 
 @dataclass(frozen=True)

@@ -5,39 +5,27 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from semsyn.checkpoint import load_strict, save_safetensors
-from semsyn.errors import CheckpointError, SemsynError
+from semsyn.checkpoint import load_strict, prefixed_state, split_prefixed
+from semsyn.components import build_networks
+from semsyn.contracts import DiscriminatorOutput, call_generator
+from semsyn.errors import SemsynError
 from semsyn.labels import LabelSchema
 from semsyn.labels import semantics as make_semantics
+from semsyn.provenance import Provenance
+from semsyn.resolve import PARTS, SPEC_NAME, WEIGHTS_NAME, push_folder, resolve, write_model_folder
 from semsyn.spec import Spec
 
-__all__ = ["SynthesisModel", "DiscriminatorOutput", "PARTS", "WEIGHTS_NAME", "SPEC_NAME"]
+__all__ = ["SynthesisModel", "DiscriminatorOutput", "build_model", "PARTS", "WEIGHTS_NAME", "SPEC_NAME"]
 
 logger = logging.getLogger(__name__)
-PARTS = ("generator", "encoder", "discriminator")
-WEIGHTS_NAME = "model.safetensors"
-SPEC_NAME = "spec.yaml"
-
-
-@dataclass
-class DiscriminatorOutput:
-    """What every discriminator returns.
-
-    Args:
-        logits: one real/fake logit map (N, 1, h, w) per scale; the GAN loss averages over scales.
-        features: per scale, the intermediate feature maps used for feature matching (the logits excluded).
-    """
-
-    logits: list[torch.Tensor]
-    features: list[list[torch.Tensor]] = field(default_factory=list)
 
 
 class SynthesisModel(nn.Module):
@@ -45,13 +33,19 @@ class SynthesisModel(nn.Module):
 
     Args:
         spec: the validated spec the networks were built from.
-        generator: `forward(semantics, z=None, *, generator=None) -> image in [-1, 1]`.
+        generator: `forward(semantics, z=None) -> image in [-1, 1]` (optionally `generator=`, `size=` keywords).
         encoder: style encoder `forward(image, semantics) -> (mu, logvar)`, or None.
         discriminator: `forward(image, semantics) -> DiscriminatorOutput`, or None.
+        provenance: where the networks' weights come from (default: random-init, a fresh build).
     """
 
     def __init__(
-        self, spec: Spec, generator: nn.Module, encoder: nn.Module | None = None, discriminator: nn.Module | None = None
+        self,
+        spec: Spec,
+        generator: nn.Module,
+        encoder: nn.Module | None = None,
+        discriminator: nn.Module | None = None,
+        provenance: Provenance | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec
@@ -60,6 +54,51 @@ class SynthesisModel(nn.Module):
         self.discriminator = discriminator
         # Parts holding weights that came from a checkpoint; a fresh build holds none.
         self.trained_parts: set[str] = set()
+        self.provenance = provenance or Provenance.random_init(spec.name, self.parts)
+        # The source the weights were loaded from (what a fine-tune names as its parent).
+        self.loaded_from: str | None = None
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike[str],
+        *,
+        pretrained: bool = True,
+        revision: str | None = None,
+        with_discriminator: bool = False,
+        device: str | torch.device | None = None,
+        **overrides: Any,
+    ) -> SynthesisModel:
+        """A model from any source `semsyn.resolve` knows, with its weights (`pretrained=True`); in eval mode.
+
+        Args:
+            source: a named spec, "hf-hub:org/name[@rev]", "local-dir:PATH", a model or run folder, a spec file.
+            pretrained: load the weights; False builds the source's spec untrained.
+            revision: Hub branch, tag or commit.
+            with_discriminator: also build (and load, when the weights hold one) the discriminator.
+            device: where to put the model.
+            **overrides: spec fields to patch (a nested patch; ``generator__ngf=32`` also works).
+
+        Raises:
+            HubError: weights cannot be had (for an unpublished named model: at once, saying how to get them).
+            SpecError, CheckpointError: a bad spec, or weights that do not match it.
+        """
+        folder = resolve(source, revision)
+        if pretrained:
+            folder = folder.published(revision)
+            folder.weights_path()  # fail on missing weights before building anything
+        model = build_model(folder.spec(split_overrides(overrides)), with_discriminator=with_discriminator)
+        if pretrained:
+            state, provenance = folder.read_weights()
+            model.load_weights(
+                state, f"{folder.where}/{WEIGHTS_NAME}" if folder.repo_id else str(folder.weights_path())
+            )
+            model.provenance = provenance
+            model.loaded_from = folder.load_source
+        if device is not None:
+            model = model.to(device)
+        return model.eval()
 
     # -- facts ------------------------------------------------------------------------------------
     @property
@@ -144,13 +183,15 @@ class SynthesisModel(nn.Module):
                     "or build the model with image_size set to the size you want"
                 )
             kwargs["size"] = tuple(size)
-        return self.generator(sem, z.to(device=device, dtype=dtype) if z is not None else None, **kwargs)
+        return call_generator(
+            self.generator, sem, z.to(device=device, dtype=dtype) if z is not None else None, **kwargs
+        )
 
     # -- weights ----------------------------------------------------------------------------------
     def weights(self, parts: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         """The state dicts of `parts` (default all), keys prefixed `generator.`, `encoder.`, `discriminator.`."""
         chosen = self.parts if parts is None else [p for p in self.parts if p in set(parts)]
-        return {f"{p}.{k}": v for p in chosen for k, v in getattr(self, p).state_dict().items()}
+        return prefixed_state({p: getattr(self, p) for p in chosen})
 
     def load_weights(self, state: Mapping[str, torch.Tensor], where: str, *, warn_untrained: bool = True) -> None:
         """Load what `state` holds for each part strictly; parts it lacks stay untrained (and are reported).
@@ -158,15 +199,7 @@ class SynthesisModel(nn.Module):
         Raises:
             CheckpointError: unknown prefixes, or a part whose keys do not match the model.
         """
-        groups: dict[str, dict[str, torch.Tensor]] = {}
-        for key, value in state.items():
-            part, _, rest = key.partition(".")
-            if part not in PARTS or not rest:
-                raise CheckpointError(
-                    f"{where}: key {key!r} does not start with one of {', '.join(p + '.' for p in PARTS)}; "
-                    "this is not a semsyn weights file (convert official checkpoints with semsyn-convert)"
-                )
-            groups.setdefault(part, {})[rest] = value
+        groups = split_prefixed(state, PARTS, where)
         for part in self.parts:
             if part in groups:
                 load_strict(getattr(self, part), groups[part], f"{where} ({part})")
@@ -182,25 +215,26 @@ class SynthesisModel(nn.Module):
         card: Mapping[str, Any] | None = None,
         samples: Mapping[str, Any] | None = None,
         parts: Iterable[str] | None = None,
+        source: str | None = None,
     ) -> Path:
-        """Write spec.yaml, model.safetensors and a model card (README.md) to a folder.
+        """Write spec.yaml, model.safetensors (with the provenance record) and a model card (README.md).
+
+        The card states the true origin and licence: a fresh build is random-init, whatever the spec is
+        named; parts stored but never trained are named as untrained.
 
         Args:
             save_directory: the folder (created if needed); an existing README.md there is merged.
-            card: extra model-card fields (tags, datasets, license, origin, description).
+            card: extra model-card fields (tags, datasets, description, license for weights you made).
             samples: name -> PIL image or (N, 3, H, W) tensor in [-1, 1], saved under samples/ and shown in the card.
             parts: the networks to store (default all); a converted discriminator alone stores just that.
+            source: what the card's usage snippet loads (default "local-dir:<the folder>").
         """
-        from semsyn.hub import write_model_card
-
-        out = Path(save_directory)
-        out.mkdir(parents=True, exist_ok=True)
-        self.spec.resolved().dump(out / SPEC_NAME)
         stored = self.weights(parts)
         names = sorted({k.partition(".")[0] for k in stored})
-        save_safetensors(stored, out / WEIGHTS_NAME, metadata={"semsyn_parts": ",".join(names)})
-        write_model_card(out, self.spec, card=card, samples=samples, parts=names)
-        return out
+        provenance = self.provenance.stored(names, self.trained_parts)
+        return write_model_folder(
+            save_directory, self.spec, stored, provenance, source=source, card=card, samples=samples
+        )
 
     def push_to_hub(
         self,
@@ -213,19 +247,45 @@ class SynthesisModel(nn.Module):
         card: Mapping[str, Any] | None = None,
         samples: Mapping[str, Any] | None = None,
     ) -> str:
-        """Publish this model (spec, weights, card) to a Hub repo; returns the commit id."""
-        from semsyn.hub import push_model
+        """Publish this model (spec, weights, card) to a Hub repo; returns the commit id.
 
-        return push_model(
-            self,
-            repo_id,
-            revision=revision,
-            private=private,
-            token=token,
-            commit_message=commit_message,
-            card=card,
-            samples=samples,
-        )
+        Stores the trained parts (all parts when none is trained); the repo's existing card is merged.
+        """
+        with tempfile.TemporaryDirectory(prefix="semsyn-save-") as tmp:
+            folder = self.save_pretrained(
+                Path(tmp) / "model",
+                card=card,
+                samples=samples,
+                parts=sorted(self.trained_parts) or None,
+                source=f"hf-hub:{repo_id}",
+            )
+            return push_folder(
+                folder,
+                repo_id,
+                revision=revision,
+                private=private,
+                token=token,
+                commit_message=commit_message,
+                card=card,
+            )
 
     def extra_repr(self) -> str:
         return f"spec={self.spec.name!r}, trained={sorted(self.trained_parts)}"
+
+
+def split_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`generator={"ngf": 32}, image_size=[128, 128]` or `generator__ngf=32` (like sklearn) -> a nested patch."""
+    patch: dict[str, Any] = {}
+    for key, value in overrides.items():
+        node = patch
+        *parents, leaf = key.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return patch
+
+
+def build_model(spec: Spec, *, with_discriminator: bool = False) -> SynthesisModel:
+    """A `SynthesisModel` with freshly initialised networks (provenance random-init), from a validated spec."""
+    nets = build_networks(spec, with_discriminator=with_discriminator)
+    return SynthesisModel(spec, nets["generator"], nets["encoder"], nets["discriminator"])

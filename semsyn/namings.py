@@ -6,7 +6,7 @@ code reads it (see `semsyn/data/*.py` for each dataset's numbering):
 * ``coco-stuff``: 182 ids 0..181 = COCO-Stuff's 1-based ids 1..182 minus one (cocostuff `labels.txt`),
   unknown = 255. The 11 thing ids COCO never annotated (street sign, hat, shoe, eye glasses, plate, mirror,
   window, desk, door, blender, hair brush) keep their slots and official names. Colours: the colour map the
-  official SPADE visualiser paints COCO-Stuff with (`semsyn.labels.default_palette`, bit-interleaved ids),
+  official SPADE visualiser paints COCO-Stuff with (`default_palette` below, bit-interleaved ids),
   since COCO-Stuff itself publishes no fixed palette.
 * ``cityscapes``: the 34 label ids 0..33 of cityscapesScripts `labels.py` with their names and colours, and
   slot 34 for "license plate" (id -1 there), whose colour SPADE's 35-entry Cityscapes map also puts at 34.
@@ -27,9 +27,23 @@ naming it does not know yet, so no dataset module is needed to name classes.
 
 from __future__ import annotations
 
-from semsyn.labels import default_palette
+import numpy as np
 
-__all__ = ["BUILTIN_NAMINGS", "COCO_STUFF_NAMES", "CITYSCAPES", "ADE20K", "SYNTHETIC"]
+__all__ = ["default_palette", "BUILTIN_NAMINGS", "COCO_STUFF_NAMES", "CITYSCAPES", "ADE20K", "SYNTHETIC"]
+
+
+def default_palette(num_classes: int) -> np.ndarray:
+    """Distinct colours for any number of classes: uint8 (num_classes, 3), never black.
+
+    Bit-interleaved (the PASCAL VOC scheme) over ids 1..num_classes, so black stays free for unknown.
+    """
+    ids = np.arange(1, num_classes + 1, dtype=np.int64)
+    palette = np.zeros((num_classes, 3), dtype=np.int64)
+    for bit in range(8):
+        for channel in range(3):
+            palette[:, channel] |= ((ids >> (3 * bit + channel)) & 1) << (7 - bit)
+    return palette.astype(np.uint8)
+
 
 Naming = tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]
 

@@ -37,7 +37,7 @@ class PluginFailure:
 
 
 _lock = threading.RLock()
-_state: dict[str, object] = {"started": False}
+_state: dict[str, bool] = {"loading": False, "done": False}
 _loaded: list[str] = []
 _failed: list[PluginFailure] = []
 
@@ -66,27 +66,39 @@ def _load_one(ep: EntryPoint) -> None:
 
 
 def load_plugins() -> None:
-    """Load every `semsyn.plugins` entry point, once per process."""
-    if _state["started"]:
+    """Load every `semsyn.plugins` entry point, once per process.
+
+    Thread-safe: a second thread that asks while the first is loading waits for it to finish, so no
+    thread ever sees a half-filled registry. The lock is re-entrant: a plugin that looks something up
+    while it registers (the same thread) gets what is registered so far instead of recursing.
+    """
+    if _state["done"]:
         return
     with _lock:
-        if _state["started"]:
+        if _state["done"] or _state["loading"]:
             return
-        # Set before loading: a plugin that looks something up while it registers must not recurse.
-        _state["started"] = True
-        for module in CORE_MODULES:
-            try:
-                __import__(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:
-                    raise
-        eps = sorted(entry_points(group=GROUP), key=lambda e: (e.name != "semsyn_models", e.name))
-        seen: set[str] = set()
-        for ep in eps:
-            if ep.value in seen:  # one distribution visible twice on sys.path
-                continue
-            seen.add(ep.value)
-            _load_one(ep)
+        _state["loading"] = True
+        try:
+            _load_all()
+        finally:
+            _state["loading"] = False
+            _state["done"] = True
+
+
+def _load_all() -> None:
+    for module in CORE_MODULES:
+        try:
+            __import__(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    eps = sorted(entry_points(group=GROUP), key=lambda e: (e.name != "semsyn_models", e.name))
+    seen: set[str] = set()
+    for ep in eps:
+        if ep.value in seen:  # one distribution visible twice on sys.path
+            continue
+        seen.add(ep.value)
+        _load_one(ep)
 
 
 def loaded_plugins() -> list[str]:

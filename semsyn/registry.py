@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
+from semsyn.contracts import check_contract
 from semsyn.errors import RegistryError
+from semsyn.plugins import load_plugins
 
 __all__ = [
     "Registry",
@@ -109,10 +111,22 @@ class Registry:
                     f"{self.kind} {name!r} is registered twice: by {_where(old.obj)} and by {_where(obj)}; "
                     "rename one of them"
                 )
+            check_contract(self.kind, name, obj)
             self._entries[name] = Entry(name, obj, dict(test_params or {}))
             return obj
 
         return decorator
+
+    def unregister(self, name: str) -> Any:
+        """Remove `name` and return what was registered under it (tests, plugins replacing a component).
+
+        Raises:
+            RegistryError: nothing is registered under `name`.
+        """
+        try:
+            return self._entries.pop(name).obj
+        except KeyError:
+            raise RegistryError(f"cannot unregister {self.kind} {name!r}: it is not registered") from None
 
     def get(self, name: str) -> Any:
         """The component registered as `name`; unknown names raise `RegistryError` with close matches."""
@@ -153,15 +167,14 @@ def _same_definition(a: Any, b: Any) -> bool:
 
 
 def _load_plugins() -> None:
-    from semsyn.plugins import load_plugins
-
     load_plugins()
 
 
 GENERATORS = Registry(
     "generator",
-    "nn.Module; forward(semantics (N, label_channels, H, W), z=None, *, generator=None) -> image (N, 3, H', W') "
-    "in [-1, 1]; random draws take the torch.Generator `generator`.",
+    "nn.Module; forward(semantics (N, label_channels, H, W), z=None) -> image (N, 3, H', W') in [-1, 1]. Optional "
+    "keywords it may declare: generator= (a torch.Generator for its random draws), size= (any-resolution "
+    "families); the core passes them only to a forward that declares them.",
 )
 ENCODERS = Registry(
     "encoder",
@@ -169,12 +182,13 @@ ENCODERS = Registry(
 )
 DISCRIMINATORS = Registry(
     "discriminator",
-    "nn.Module; forward(image, semantics) -> semsyn.model.DiscriminatorOutput (per-scale logits and features).",
+    "nn.Module; forward(image, semantics) -> semsyn.contracts.DiscriminatorOutput (per-scale logits and features).",
 )
 LOSSES = Registry(
     "loss",
-    "nn.Module with a class attribute `role` ('gan', 'feature-matching', 'perceptual', 'kl') that tells the "
-    "trainer what to feed it; forward returns a scalar tensor.",
+    "nn.Module with compute(ctx: semsyn.contracts.LossContext) -> scalar tensor, {suffix: scalar}, or None when "
+    "it does not apply to ctx.phase; a class attribute `needs` names the optional context fields it reads "
+    "(d_real, mu, logvar).",
 )
 DATASETS = Registry(
     "dataset",

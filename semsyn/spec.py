@@ -19,31 +19,40 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import os
-import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from semsyn.checkpoint import atomic_write_text
 from semsyn.errors import RegistryError, SpecError
 from semsyn.labels import LabelSchema
+from semsyn.named import hub_config_path, named_specs
+from semsyn.params import (
+    INJECTED,
+    NUM_CLASSES_RANGE,
+    SIZE_RANGE,
+    Range,
+    _plain,
+    component_params,
+    validate_params,
+)
 from semsyn.registry import (
     DATASETS,
     DISCRIMINATORS,
     ENCODERS,
     GENERATORS,
     LOSSES,
-    REGISTRIES,
     Registry,
-    RegistryRef,
     close_matches,
 )
+from semsyn.training.config import TrainConfig
 
 __all__ = [
     "Spec",
+    "Range",
     "load_spec",
     "parse_overrides",
     "apply_overrides",
@@ -54,7 +63,6 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 # Label facts the builder passes to any constructor that names them.
-INJECTED = ("label_channels", "num_classes", "image_size", "labels")
 TOP_LEVEL = (
     "schema",
     "name",
@@ -76,32 +84,45 @@ COMPONENT_SECTIONS: dict[str, Registry] = {
     "discriminator": DISCRIMINATORS,
 }
 LABEL_KEYS = ("num_classes", "dontcare", "instance_edges", "names", "palette")
-PRETRAINED_KEYS = (
-    "repo_id",
-    "revision",
-    "origin",
-    "license",
-    "datasets",
-    "tags",
-    "paper",
-    "notes",
-    "published",
-    "official_checkpoint",
-)
+# Where semsyn weights of a named spec live and whether they are there; never where a model came from
+# (that is provenance, recorded in the weights' metadata).
+PRETRAINED_KEYS = ("repo_id", "revision", "published", "license", "official_checkpoint")
 # The standard loss terms name their loss by default; any other term names it with `name:`.
 LOSS_DEFAULT_NAMES = {"gan": "hinge", "feature_matching": "feature-matching", "vgg": "vgg-perceptual", "kl": "kl"}
 
 
-class _Where:
-    """File and line lookup for spec fields."""
+def _flatten_patch(patch: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    """Leaf path -> 'a.b=value' text of a nested override patch, for error messages."""
+    out: dict[tuple[str, ...], str] = {}
+    for key, value in patch.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten_patch(value, path))
+        else:
+            text = yaml.safe_dump(_plain(value), default_flow_style=True, width=10_000).strip()
+            out[path] = f"{'.'.join(path)}={text.removesuffix('...').strip()}"
+    return out
 
-    def __init__(self, source: str | None, lines: Mapping[tuple[str, ...], int] | None = None) -> None:
+
+class _Where:
+    """File and line lookup for spec fields; a field set by an override is reported as that override."""
+
+    def __init__(
+        self,
+        source: str | None,
+        lines: Mapping[tuple[str, ...], int] | None = None,
+        overrides: Mapping[tuple[str, ...], str] | None = None,
+    ) -> None:
         self.source = source
         self.lines = dict(lines or {})
+        self.overrides = dict(overrides or {})
 
     def __call__(self, *path: str) -> str:
         field = ".".join(path) or "(top level)"
         origin = self.source or "<spec>"
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.overrides:
+                return f"override {self.overrides[path[:n]]} (applied to {origin}): field '{field}'"
         for n in range(len(path), 0, -1):
             if path[:n] in self.lines:
                 return f"{origin}:{self.lines[path[:n]]}: field '{field}'"
@@ -187,129 +208,6 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str] | Mapping[
     return deep_merge(data, patch)
 
 
-def _signature_params(obj: Any) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    sig = inspect.signature(target)
-    try:
-        hints = typing.get_type_hints(target, include_extras=True)
-    except Exception:  # unresolvable annotations only cost us the type check
-        hints = {}
-    params = {
-        n: p for n, p in sig.parameters.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
-    var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
-    return params, hints, var_kw
-
-
-def component_params(obj: Any) -> dict[str, Any]:
-    """Constructor keywords of a component and their defaults (`inspect.Parameter.empty` when required)."""
-    params, _, _ = _signature_params(obj)
-    return {n: p.default for n, p in params.items()}
-
-
-def _type_ok(value: Any, hint: Any) -> tuple[bool, str]:
-    """Whether a YAML value fits an annotation; the second item names the expected type."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Any or hint is inspect.Parameter.empty:
-        return True, "any"
-    if origin is typing.Annotated:
-        return _type_ok(value, args[0])
-    if origin is typing.Literal:
-        return value in args, " | ".join(repr(a) for a in args)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        checks = [_type_ok(value, a) for a in args]
-        return any(ok for ok, _ in checks), " or ".join(d for _, d in checks)
-    if hint is type(None):
-        return value is None, "null"
-    if hint is bool:
-        return isinstance(value, bool), "bool"
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), "int"
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool), "float"
-    if hint is str:
-        return isinstance(value, str), "str"
-    if origin in (tuple, list) or hint in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            return False, "list"
-        inner = [a for a in args if a is not Ellipsis]
-        if origin is tuple and inner and Ellipsis not in args and len(inner) != len(value):
-            return False, f"list of {len(inner)}"
-        if inner:
-            kinds = inner if (origin is tuple and Ellipsis not in args) else [inner[0]] * len(value)
-            return all(
-                _type_ok(v, k)[0] for v, k in zip(value, kinds)
-            ), f"list of {getattr(inner[0], '__name__', inner[0])}"
-        return True, "list"
-    if origin is dict or hint is dict:
-        return isinstance(value, dict), "mapping"
-    return True, getattr(hint, "__name__", str(hint))
-
-
-def _registry_ref(hint: Any) -> RegistryRef | None:
-    if typing.get_origin(hint) is typing.Annotated:
-        return next((a for a in typing.get_args(hint)[1:] if isinstance(a, RegistryRef)), None)
-    if typing.get_origin(hint) is typing.Union:
-        return next((r for r in map(_registry_ref, typing.get_args(hint)) if r is not None), None)
-    return None
-
-
-def _plain(value: Any) -> Any:
-    """Defaults as YAML-able values (tuples become lists)."""
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def validate_params(
-    obj: Any,
-    given: Mapping[str, Any],
-    where: _Where,
-    section: tuple[str, ...],
-    what: str,
-    skip: Iterable[str] = INJECTED,
-) -> dict[str, Any]:
-    """Check keywords against a constructor; return them with every default filled in."""
-    params, hints, var_kw = _signature_params(obj)
-    skip = set(skip)
-    allowed = [n for n in params if n not in skip]
-    for key, value in given.items():
-        if key in skip and key in params:
-            raise SpecError(f"{where(*section, key)}: {key} is set by semsyn from the label schema; remove it")
-        if key not in params:
-            if var_kw:
-                continue
-            raise SpecError(
-                f"{where(*section, key)}: {what} has no parameter {key!r}{close_matches(key, allowed)}; "
-                f"valid: {', '.join(allowed) or 'none'}"
-            )
-        hint = hints.get(key, params[key].annotation)
-        ok, expected = _type_ok(value, hint)
-        if not ok:
-            raise SpecError(f"{where(*section, key)}: {key} = {value!r} is not a valid {expected} for {what}")
-        reg = _registry_ref(hint)
-        if reg is not None and value is not None:
-            try:
-                REGISTRIES[reg.kind].get(value)
-            except RegistryError as exc:
-                raise SpecError(f"{where(*section, key)}: {exc}") from None
-    out: dict[str, Any] = {}
-    for name in allowed:
-        if name in given:
-            out[name] = copy.deepcopy(given[name])
-        elif params[name].default is inspect.Parameter.empty:
-            raise SpecError(f"{where(*section)}: {what} needs parameter {name!r}; add it to the spec")
-        else:
-            out[name] = _plain(params[name].default)
-    out.update({k: v for k, v in given.items() if k not in out and k not in skip})
-    return out
-
-
 def _check_component(registry: Registry, cfg: Any, where: _Where, section: tuple[str, ...]) -> dict[str, Any]:
     if isinstance(cfg, str):
         cfg = {"name": cfg}
@@ -330,10 +228,14 @@ class Spec:
     """
 
     def __init__(
-        self, data: Mapping[str, Any], source: str | None = None, lines: Mapping[tuple[str, ...], int] | None = None
+        self,
+        data: Mapping[str, Any],
+        source: str | None = None,
+        lines: Mapping[tuple[str, ...], int] | None = None,
+        overrides: Mapping[tuple[str, ...], str] | None = None,
     ) -> None:
         self.source = source
-        self.where = _Where(source, lines)
+        self.where = _Where(source, lines, overrides)
         self.data = self._validate(copy.deepcopy(dict(data)))
 
     @classmethod
@@ -363,8 +265,11 @@ class Spec:
                     f"{w('labels', key)}: unknown label field {key!r}{close_matches(key, list(LABEL_KEYS))}"
                 )
         n = labels.get("num_classes")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise SpecError(f"{w('labels', 'num_classes')}: num_classes must be a positive integer, got {n!r}")
+        if not isinstance(n, int) or isinstance(n, bool) or not NUM_CLASSES_RANGE.contains(n):
+            raise SpecError(
+                f"{w('labels', 'num_classes')}: num_classes must be an integer {NUM_CLASSES_RANGE.describe()}, "
+                f"got {n!r}"
+            )
         for key in ("dontcare", "instance_edges"):
             if not isinstance(labels.get(key, False), bool):
                 raise SpecError(f"{w('labels', key)}: {key} must be true or false")
@@ -382,9 +287,14 @@ class Spec:
         if (
             not isinstance(size, (list, tuple))
             or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in size)
         ):
             raise SpecError(f"{w('image_size')}: image_size must be [height, width] in pixels, got {size!r}")
+        if SIZE_RANGE.violation(size) is not None:
+            raise SpecError(
+                f"{w('image_size')}: image_size {list(size)} is out of range: each side must be "
+                f"{SIZE_RANGE.describe()} pixels"
+            )
         if "generator" not in data:
             raise SpecError(f"{w()}: a spec needs a generator section, e.g. generator: {{name: spade}}")
         for section, registry in COMPONENT_SECTIONS.items():
@@ -427,16 +337,22 @@ class Spec:
     def _validate_pretrained(self, pre: Any) -> None:
         w = self.where
         if not isinstance(pre, Mapping):
-            raise SpecError(f"{w('pretrained')}: pretrained is a mapping with repo_id, revision, origin, license")
+            raise SpecError(f"{w('pretrained')}: pretrained is a mapping with {', '.join(PRETRAINED_KEYS)}")
         for key in pre:
             if key not in PRETRAINED_KEYS:
-                raise SpecError(
-                    f"{w('pretrained', key)}: unknown field {key!r}{close_matches(key, list(PRETRAINED_KEYS))}"
+                hint = (
+                    " (origin is provenance: it is recorded in the weights' metadata, not in a spec)"
+                    if key == "origin"
+                    else close_matches(key, list(PRETRAINED_KEYS))
                 )
+                raise SpecError(f"{w('pretrained', key)}: unknown field {key!r}{hint}")
+        if not isinstance(pre.get("published", False), bool):
+            raise SpecError(f"{w('pretrained', 'published')}: published must be true or false")
+        for key in ("repo_id", "revision", "license", "official_checkpoint"):
+            if pre.get(key) is not None and not isinstance(pre[key], str):
+                raise SpecError(f"{w('pretrained', key)}: {key} must be a string or null, got {pre[key]!r}")
 
     def _validate_train(self, train: Any) -> dict[str, Any]:
-        from semsyn.training.config import TrainConfig
-
         if not isinstance(train, Mapping):
             raise SpecError(f"{self.where('train')}: train is a mapping of trainer settings (steps, batch_size, ...)")
         return validate_params(TrainConfig, train, self.where, ("train",), "train", skip=())
@@ -477,24 +393,22 @@ class Spec:
 
     def train_config(self) -> Any:
         """The `train:` section as a `TrainConfig` (defaults when absent)."""
-        from semsyn.training.config import TrainConfig
-
         return TrainConfig(**(self.data.get("train") or {}))
 
     # -- transforms -------------------------------------------------------------------------------
     def with_overrides(self, overrides: Iterable[str] | Mapping[str, Any]) -> Spec:
         """A new spec with `--set` style overrides or a nested patch applied, validated again."""
-        return Spec(apply_overrides(self.data, overrides), self.source, self.where.lines)
+        patch = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
+        where = {**self.where.overrides, **_flatten_patch(patch)}
+        return Spec(deep_merge(self.data, patch), self.source, self.where.lines, where)
 
     def resolved(self) -> Spec:
         """The spec with every default filled in and no `base`: what a model folder stores."""
         data = copy.deepcopy(self.data)
         data.pop("base", None)
         if data.get("train") is not None:
-            from semsyn.training.config import TrainConfig
-
             data["train"] = _plain(dataclasses.asdict(TrainConfig(**data["train"])))
-        return Spec(data, self.source, self.where.lines)
+        return Spec(data, self.source, self.where.lines, self.where.overrides)
 
     def to_dict(self) -> dict[str, Any]:
         """A deep copy of the data."""
@@ -504,8 +418,6 @@ class Spec:
         """The spec as YAML text; written atomically to `path` when given."""
         text = yaml.safe_dump(_plain(self.data), sort_keys=False, default_flow_style=None, width=120)
         if path is not None:
-            from semsyn.checkpoint import atomic_write_text
-
             atomic_write_text(Path(path), text)
         return text
 
@@ -516,22 +428,14 @@ class Spec:
         return f"Spec(name={self.name!r}, source={self.source!r})"
 
 
-def _named_config(name: str) -> Path | None:
-    from semsyn.factory import hub_config_path
-
-    return hub_config_path(name)
-
-
 def _load_data(source: str | os.PathLike[str], seen: tuple[str, ...] = ()) -> tuple[dict, dict, str]:
     text = os.fspath(source)
     path = Path(text)
     if not (text.endswith((".yaml", ".yml")) or path.is_file()):
-        named = _named_config(text)
+        named = hub_config_path(text)
         if named is None:
-            from semsyn.factory import list_models
-
             raise SpecError(
-                f"no spec named {text!r}{close_matches(text, list_models())}: give a name from "
+                f"no spec named {text!r}{close_matches(text, named_specs())}: give a name from "
                 "semsyn.list_models(), a path to a .yaml file, or 'local-dir:PATH'"
             )
         path = named
@@ -545,6 +449,7 @@ def _load_data(source: str | os.PathLike[str], seen: tuple[str, ...] = ()) -> tu
             base_src = str(path.parent / base)
         base_data, _, _ = _load_data(base_src, (*seen, str(path)))
         base_data.pop("name", None)
+        base_data.pop("pretrained", None)  # where the base's weights live says nothing of a derived spec
         data = deep_merge(base_data, {k: v for k, v in data.items() if k != "base"})
     return data, lines, str(path)
 
@@ -552,24 +457,25 @@ def _load_data(source: str | os.PathLike[str], seen: tuple[str, ...] = ()) -> tu
 def load_spec(
     source: str | os.PathLike[str] | Mapping[str, Any], overrides: Iterable[str] | Mapping | None = None
 ) -> Spec:
-    """Load and validate a spec.
+    """Load and validate a spec from this machine (`semsyn.load_spec` also reads Hub repos).
 
     Args:
-        source: a hub_configs name ("spade-coco"), a path to a YAML file, "local-dir:PATH" (its
-            spec.yaml), "hf-hub:org/name[@rev]" (spec.yaml from the Hub), or a mapping.
-        overrides: `--set` style strings or a nested patch applied before validation.
+        source: a hub_configs name ("spade-coco"), a path to a YAML file, or a mapping
+            (`semsyn.load_spec` reads every source `semsyn.resolve` knows).
+        overrides: `--set` style strings or a nested patch applied before validation; an error in a
+            field they set names the override.
     """
     if isinstance(source, Mapping):
         data, lines, where = dict(source), {}, None
     else:
         text = os.fspath(source)
-        if text.startswith("local-dir:"):
-            text = str(Path(text[len("local-dir:") :]) / "spec.yaml")
-        elif text.startswith("hf-hub:"):
-            from semsyn.hub import download_spec
-
-            text = str(download_spec(text))
+        if text.startswith(("hf-hub:", "local-dir:")):
+            # Sources are parsed in one place, the resolver; this function reads spec files and names.
+            raise SpecError(f"{text}: semsyn.spec.load_spec reads spec files and names; use semsyn.load_spec")
         data, lines, where = _load_data(text)
+    marks: dict[tuple[str, ...], str] = {}
     if overrides:
-        data = apply_overrides(data, overrides)
-    return Spec(data, where, lines)
+        patch = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
+        marks = _flatten_patch(patch)
+        data = deep_merge(data, patch)
+    return Spec(data, where, lines, marks)

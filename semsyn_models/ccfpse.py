@@ -38,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,7 @@ from semsyn.convert import OFFICIAL_FORMATS, KeyTable
 from semsyn.errors import ConversionError, LabelError, SemsynError, SpecError
 from semsyn.model import DiscriminatorOutput
 from semsyn.registry import DISCRIMINATORS, GENERATORS, ref
+from semsyn.spec import Range
 from semsyn_models.layers import (
     SPADE,
     check_official_latent_size,
@@ -371,7 +372,7 @@ class DepthsepCCBlock(nn.Module):
         fout: int,
         cond_channels: int,
         *,
-        hidden_channels: int = 128,
+        hidden_channels: Annotated[int, Range(ge=1)] = 128,
         spectral_norm: bool = True,
         depthwise_impl: DepthwiseImpl = DEFAULT_DEPTHWISE_IMPL,
     ) -> None:
@@ -432,12 +433,12 @@ class CondConvGenerator(nn.Module):
         self,
         label_channels: int,
         image_size: tuple[int, int],
-        ngf: int = 64,
+        ngf: Annotated[int, Range(ge=1)] = 64,
         num_upsampling_layers: Literal["normal", "more"] = "normal",
         use_vae: bool = True,
-        z_dim: int = 256,
+        z_dim: Annotated[int, Range(ge=1)] = 256,
         spectral_norm: bool = True,
-        hidden_channels: int = 128,
+        hidden_channels: Annotated[int, Range(ge=1)] = 128,
         depthwise_impl: DepthwiseImpl = DEFAULT_DEPTHWISE_IMPL,
     ) -> None:
         super().__init__()
@@ -559,7 +560,7 @@ class FPSEDiscriminator(nn.Module):
     def __init__(
         self,
         label_channels: int,
-        ndf: int = 64,
+        ndf: Annotated[int, Range(ge=1)] = 64,
         semantic_embedding: bool = True,
         norm: ref("norm") = "instance",
         spectral_norm: bool = True,

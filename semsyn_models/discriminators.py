@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,7 @@ from semsyn.convert import OFFICIAL_FORMATS, KeyTable
 from semsyn.errors import ConversionError, SpecError
 from semsyn.model import DiscriminatorOutput
 from semsyn.registry import DISCRIMINATORS, ref
+from semsyn.spec import Range
 from semsyn_models.layers import init_xavier, make_norm, spectral
 
 __all__ = ["NLayerDiscriminator", "MultiscaleDiscriminator", "PatchGANOfficialFormat"]
@@ -51,8 +52,8 @@ class NLayerDiscriminator(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        ndf: int = 64,
-        n_layers: int = 4,
+        ndf: Annotated[int, Range(ge=1)] = 64,
+        n_layers: Annotated[int, Range(ge=1)] = 4,
         norm: str | None = "instance",
         spectral_norm: bool = True,
     ) -> None:
@@ -95,9 +96,9 @@ class MultiscaleDiscriminator(nn.Module):
     def __init__(
         self,
         label_channels: int,
-        ndf: int = 64,
-        num_d: int = 2,
-        n_layers: int = 4,
+        ndf: Annotated[int, Range(ge=1)] = 64,
+        num_d: Annotated[int, Range(ge=1)] = 2,
+        n_layers: Annotated[int, Range(ge=1)] = 4,
         norm: ref("norm") | None = "instance",
         spectral_norm: bool = True,
     ) -> None:

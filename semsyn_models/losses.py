@@ -1,8 +1,9 @@
 """The losses of the SPADE family: GAN (hinge, least squares, vanilla), feature matching, VGG, KL.
 
 Written from NVlabs/SPADE `models/networks/loss.py` (GANLoss, VGGLoss, KLDLoss) and the pix2pixHD
-feature-matching loss in `pix2pix_model.py`. Each loss is an `nn.Module` with a class attribute `role`
-telling the trainer what to feed it; the trainer multiplies by the spec's weight.
+feature-matching loss in `pix2pix_model.py`. Each loss is an `nn.Module` whose `compute(ctx)` takes what
+it needs from the step's `semsyn.contracts.LossContext` (and returns None in a phase it has no part in);
+the trainer multiplies by the spec's weight.
 
 What differs from the official code: the GAN losses take a `DiscriminatorOutput` (logits per scale);
 the VGG19 weights come from a local file or, only when allowed, from the Hub through timm (the official
@@ -18,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semsyn.contracts import DiscriminatorOutput, LossContext
 from semsyn.errors import SemsynError
-from semsyn.model import DiscriminatorOutput
 from semsyn.registry import LOSSES
 
 __all__ = ["HingeLoss", "LeastSquaresLoss", "VanillaLoss", "FeatureMatchingLoss", "VGGPerceptualLoss", "KLLoss"]
@@ -39,7 +40,14 @@ def _logits(outputs: Logits) -> list[torch.Tensor]:
 class _GANLoss(nn.Module):
     """Shared by the GAN losses: the per-scale loss averaged over scales (the official `GANLoss.__call__`)."""
 
-    role = "gan"
+    adversarial = True
+    needs: frozenset[str] = frozenset()
+
+    def compute(self, ctx: LossContext) -> torch.Tensor | dict[str, torch.Tensor]:
+        """G's adversarial loss in the generator phase; D's fake and real terms in the discriminator phase."""
+        if ctx.phase == "generator":
+            return self(ctx.d_fake, True, for_discriminator=False)
+        return {"fake": self(ctx.d_fake, False), "real": self(ctx.d_real, True)}
 
     def forward(self, outputs: Logits, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
         """Loss of D's logits for real (`target_is_real`) or fake inputs; G's loss with for_discriminator False.
@@ -111,7 +119,11 @@ class FeatureMatchingLoss(nn.Module):
     of scales, as the official `lambda_feat / num_D` weighting does.
     """
 
-    role = "feature-matching"
+    needs = frozenset({"d_real"})
+
+    def compute(self, ctx: LossContext) -> torch.Tensor | None:
+        """Generator phase only: D's features on fake against those on real."""
+        return self(ctx.d_fake, ctx.d_real) if ctx.phase == "generator" else None
 
     def forward(self, fake: DiscriminatorOutput, real: DiscriminatorOutput) -> torch.Tensor:
         """Loss for D's outputs on fake images against those on the real ones (detached)."""
@@ -195,7 +207,7 @@ class VGGPerceptualLoss(nn.Module):
         SemsynError: no weights could be had, or the file lacks VGG19 keys.
     """
 
-    role = "perceptual"
+    needs: frozenset[str] = frozenset()
 
     def __init__(
         self, weights_path: str | None = None, download: bool = False, allow_random_weights: bool = False
@@ -236,6 +248,10 @@ class VGGPerceptualLoss(nn.Module):
             maps.append(x)
         return maps
 
+    def compute(self, ctx: LossContext) -> torch.Tensor | None:
+        """Generator phase only: fake against real images."""
+        return self(ctx.fake, ctx.real) if ctx.phase == "generator" else None
+
     def forward(self, fake_image: torch.Tensor, real_image: torch.Tensor) -> torch.Tensor:
         """Weighted L1 between the VGG19 maps of fake and real images (N, 3, H, W) in [-1, 1]."""
         fake_maps = self._pyramid(fake_image)
@@ -248,7 +264,11 @@ class VGGPerceptualLoss(nn.Module):
 class KLLoss(nn.Module):
     """KL divergence of N(mu, exp(logvar)) from N(0, 1), summed over batch and latent (official KLDLoss)."""
 
-    role = "kl"
+    needs = frozenset({"mu", "logvar"})
+
+    def compute(self, ctx: LossContext) -> torch.Tensor | None:
+        """Generator phase only: the encoder's posterior against N(0, 1)."""
+        return self(ctx.mu, ctx.logvar) if ctx.phase == "generator" else None
 
     def forward(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """-0.5 * sum(1 + logvar - mu^2 - exp(logvar))."""

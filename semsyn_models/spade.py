@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,7 @@ from torch import nn
 from semsyn.convert import OFFICIAL_FORMATS, KeyTable
 from semsyn.errors import ConversionError, SpecError
 from semsyn.registry import ENCODERS, GENERATORS, ref
+from semsyn.spec import Range
 from semsyn_models.layers import (
     UPSAMPLINGS,
     SPADEResnetBlock,
@@ -82,10 +83,10 @@ class SPADEGenerator(nn.Module):
         self,
         label_channels: int,
         image_size: tuple[int, int],
-        ngf: int = 64,
+        ngf: Annotated[int, Range(ge=1)] = 64,
         num_upsampling_layers: Literal["normal", "more", "most"] = "normal",
         use_vae: bool = False,
-        z_dim: int = 256,
+        z_dim: Annotated[int, Range(ge=1)] = 256,
         norm: ref("norm") = "syncbatch",
         cond_norm: ref("cond-norm") = "spade",
         spectral_norm: bool = True,
@@ -158,7 +159,11 @@ class ConvEncoder(nn.Module):
     """
 
     def __init__(
-        self, ndf: int = 64, z_dim: int = 256, spectral_norm: bool = True, norm: ref("norm") | None = "instance"
+        self,
+        ndf: Annotated[int, Range(ge=1)] = 64,
+        z_dim: Annotated[int, Range(ge=1)] = 256,
+        spectral_norm: bool = True,
+        norm: ref("norm") | None = "instance",
     ) -> None:
         super().__init__()
         widths = [3, ndf, 2 * ndf, 4 * ndf, 8 * ndf, 8 * ndf, 8 * ndf]

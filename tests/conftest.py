@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from semsyn.testing.hub_server import HubServer
+
 OFFICIAL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "official"
 
 
@@ -32,3 +34,18 @@ def load_io(folder: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(folder / "io.safetensors"))
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A Hub-compatible server on 127.0.0.1 the huggingface_hub client talks to (endpoint, cache, no Xet)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    server = HubServer(tmp_path / "hub-storage").start()
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield server
+    server.stop()

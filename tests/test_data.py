@@ -21,7 +21,7 @@ from semsyn.data.folder import ImageLabelFolder
 from semsyn.data.transforms import PREPROCESS_MODES, apply_map, plan_transform
 from semsyn.errors import DatasetError, SpecError
 from semsyn.labels import LabelSchema
-from semsyn.registry import GENERATORS, Entry
+from semsyn.registry import GENERATORS
 
 COCO = LabelSchema(num_classes=182, dontcare=True, instance_edges=True)
 CITY = LabelSchema(num_classes=35, dontcare=False, instance_edges=True)
@@ -372,11 +372,9 @@ class _NoGenerator:
 
 
 @pytest.fixture
-def spec_with(monkeypatch: pytest.MonkeyPatch):
+def spec_with():
     """`spec_with(data_section)` -> a Spec using a throwaway generator registered for this test only."""
-    monkeypatch.setitem(
-        GENERATORS._entries, "test-data-no-generator", Entry("test-data-no-generator", _NoGenerator, {})
-    )
+    GENERATORS.register("test-data-no-generator")(_NoGenerator)
 
     def make(data: dict | None, labels: dict | None = None) -> semsyn.Spec:
         spec = {
@@ -388,7 +386,8 @@ def spec_with(monkeypatch: pytest.MonkeyPatch):
             spec["data"] = data
         return semsyn.Spec.from_dict(spec)
 
-    return make
+    yield make
+    GENERATORS.unregister("test-data-no-generator")
 
 
 def test_build_dataset_injects_schema_size_and_split(tmp_path: Path, spec_with) -> None:

@@ -29,20 +29,6 @@ generator: {name: spade, ngf: 2, norm: instance}
 """
 
 
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
-    server = HubServer(tmp_path / "hub-storage").start()
-    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    yield server
-    server.stop()
-
-
 def tiny_model(tmp_path: Path, seed: int) -> semsyn.SynthesisModel:
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY)
@@ -167,7 +153,9 @@ def test_offline_with_nothing_cached(hub: HubServer, monkeypatch: pytest.MonkeyP
 
 
 def test_builtin_name_without_published_weights_says_how_to_convert(hub: HubServer) -> None:
-    with pytest.raises(HubError, match=r"semsyn/spade-coco does not exist.*semsyn-convert official .* --push-to-hub"):
+    with pytest.raises(
+        HubError, match=r"no semsyn weights are published for 'spade-coco'.*semsyn-convert official .* --push-to-hub"
+    ):
         semsyn.create_model("spade-coco", pretrained=True)
 
 

@@ -12,7 +12,6 @@ from test_train_support import quiet_cpu
 
 import semsyn
 from semsyn import GENERATORS, HubError, SemsynError, SpecError
-from semsyn.hub import render_model_card
 from semsyn.labels import LabelSchema, semantics
 from semsyn_models.posgen import pixel_grid
 
@@ -62,16 +61,18 @@ def test_no_posgen_is_listed_as_pretrained():
 
 
 @pytest.mark.parametrize("name", ["posgen-coco", "posgen-cityscapes"])
-def test_model_card_says_no_weights_exist(name):
+def test_named_posgen_has_no_weights_anywhere_and_says_so_without_a_download(name):
     spec = semsyn.load_spec(name)
-    _, text = render_model_card(spec)
     assert spec.pretrained["published"] is False and spec.pretrained["official_checkpoint"] is None
-    assert "No official or pretrained weights exist anywhere" in " ".join(text.split())
+    with pytest.raises(HubError, match="no official checkpoint of it exists"):
+        semsyn.create_model(name, pretrained=True)
 
 
-def test_pretrained_posgen_is_a_hub_error_not_a_download():
-    with pytest.raises(HubError, match="names no Hub repo"):
-        semsyn.create_model("posgen-coco", pretrained=True)
+def test_card_of_a_saved_posgen_states_its_real_origin(tmp_path):
+    model = semsyn.create_model("posgen-synthetic", generator=TINY)
+    text = (model.save_pretrained(tmp_path / "m") / "README.md").read_text()
+    assert "kind: random-init" in text and "provenance-random-init" in text
+    assert "official" not in text.lower()
 
 
 # -- construction --------------------------------------------------------------------------------------------

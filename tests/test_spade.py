@@ -13,7 +13,6 @@ import semsyn
 from semsyn import COND_NORMS, DISCRIMINATORS, ENCODERS, GENERATORS, ConversionError, SemsynError, SpecError
 from semsyn.builder import build_model
 from semsyn.convert import OFFICIAL_FORMATS, convert_official
-from semsyn.registry import Entry
 from semsyn_models.layers import SPADE
 
 HUB_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs"
@@ -165,12 +164,14 @@ class _FiLMFromMean(torch.nn.Module):
         return self.norm(x) * (1 + self.gain * self.proj(semantics.mean((2, 3)))[..., None, None])
 
 
-def test_a_plugin_cond_norm_drops_into_the_generator(monkeypatch):
-    COND_NORMS.names()  # load the plugins before patching the registry
-    monkeypatch.setitem(COND_NORMS._entries, "test-film", Entry("test-film", _FiLMFromMean, {}))
-    gen = _gen(cond_norm="test-film", cond_norm_params={"gain": 0.5}).eval()
-    with torch.no_grad():
-        out = gen(_semantics(1))
+def test_a_plugin_cond_norm_drops_into_the_generator():
+    COND_NORMS.register("test-film")(_FiLMFromMean)
+    try:
+        gen = _gen(cond_norm="test-film", cond_norm_params={"gain": 0.5}).eval()
+        with torch.no_grad():
+            out = gen(_semantics(1))
+    finally:
+        COND_NORMS.unregister("test-film")
     assert isinstance(gen.up_3.norm_s, _FiLMFromMean) and gen.up_3.norm_s.gain == 0.5 and out.shape == (1, 3, 64, 64)
 
 

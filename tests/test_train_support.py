@@ -194,7 +194,8 @@ def register() -> None:
 def unregister() -> None:
     """Remove them again, so the rest of the test session never sees them."""
     for registry, name, _ in COMPONENTS:
-        registry._entries.pop(name, None)
+        if name in registry:
+            registry.unregister(name)
 
 
 def tiny_spec(**train: Any) -> dict[str, Any]:

@@ -33,8 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     off.add_argument("--which-epoch", default="latest", help="epoch prefix of the files in CHECKPOINT_DIR")
     off.add_argument("--out", required=True, help="model folder to write")
     off.add_argument("--name", help="spec name, e.g. spade-coco (default: the folder's name)")
-    off.add_argument("--origin", help="where the weights come from (recorded in the card)")
-    off.add_argument("--license", help="the weights' licence (recorded in the card)")
+    off.add_argument(
+        "--origin", help="where the checkpoint comes from (recorded in the weights' provenance and on the card)"
+    )
+    off.add_argument(
+        "--license", help="the official weights' licence (default: the named spec's, for --name of a named model)"
+    )
     off.add_argument("--push-to-hub", metavar="ORG/NAME", help="also publish the folder to this Hub repo")
     off.add_argument("--revision", help="Hub branch to push to")
     off.add_argument("--private", action="store_true", help="create the Hub repo private")
@@ -78,7 +82,7 @@ def _main(argv: Sequence[str] | None) -> int:
     out = convert_official(opt, files, args.out, name=args.name, origin=args.origin, license=args.license)
     logger.info("wrote %s (%s)", out, ", ".join(sorted(files)))
     if args.push_to_hub:
-        from semsyn.hub import push_folder
+        from semsyn.resolve import push_folder
 
         commit = push_folder(
             out,

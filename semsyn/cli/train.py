@@ -17,7 +17,8 @@ from pathlib import Path
 
 from semsyn.cli.common import add_set_argument, run, setup_logging
 from semsyn.errors import SpecError, TrainingError
-from semsyn.spec import Spec, load_spec
+from semsyn.resolve import load_spec
+from semsyn.spec import Spec
 
 __all__ = ["main", "build_parser", "resolve_run"]
 

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from semsyn.builder import injected_values
+from semsyn.components import injected_values
+from semsyn.contracts import DiscriminatorOutput, LossContext, call_generator
 from semsyn.labels import LabelSchema
-from semsyn.model import DiscriminatorOutput
 from semsyn.registry import REGISTRIES
 
 __all__ = ["TINY_SCHEMA", "TINY_SIZE", "CHECKED_KINDS", "build_tiny", "check_component", "conformance_cases"]
@@ -114,7 +114,7 @@ def _roundtrip(kind: str, name: str, module: nn.Module, call: Callable[[nn.Modul
 def _check_generator(name: str) -> None:
     gen = build_tiny("generator", name)
     sem = _semantics()
-    out = gen(sem, generator=torch.Generator().manual_seed(0))
+    out = call_generator(gen, sem, None, generator=torch.Generator().manual_seed(0))
     assert out.shape[:2] == (BATCH, 3) and tuple(out.shape[2:]) == TINY_SIZE, (
         f"generator {name!r}: output shape {tuple(out.shape)}, expected {(BATCH, 3, *TINY_SIZE)}"
     )
@@ -123,10 +123,12 @@ def _check_generator(name: str) -> None:
     _check_backward(gen, out, f"generator {name!r}")
     gen.eval()
     with torch.no_grad():
-        a = gen(sem, generator=torch.Generator().manual_seed(7))
-        b = gen(sem, generator=torch.Generator().manual_seed(7))
+        a = call_generator(gen, sem, None, generator=torch.Generator().manual_seed(7))
+        b = call_generator(gen, sem, None, generator=torch.Generator().manual_seed(7))
     assert torch.equal(a, b), f"generator {name!r}: not deterministic under a fixed torch.Generator"
-    _roundtrip("generator", name, gen, lambda m: m(sem, generator=torch.Generator().manual_seed(3)))
+    _roundtrip(
+        "generator", name, gen, lambda m: call_generator(m, sem, None, generator=torch.Generator().manual_seed(3))
+    )
 
 
 def _check_encoder(name: str) -> None:
@@ -159,25 +161,34 @@ def _fake_d_output(seed: int) -> DiscriminatorOutput:
     return DiscriminatorOutput(logits, feats)
 
 
+def _loss_context(phase: str) -> LossContext:
+    fake = _image(2).requires_grad_(True)
+    return LossContext(
+        phase=phase,
+        semantics=_semantics(),
+        real=_image(3),
+        fake=fake,
+        d_fake=_fake_d_output(0),
+        d_real=_fake_d_output(1),
+        mu=torch.randn(BATCH, 8, requires_grad=True),
+        logvar=torch.randn(BATCH, 8),
+    )
+
+
 def _check_loss(name: str) -> None:
     loss = build_tiny("loss", name)
-    role = getattr(loss, "role", None)
-    if role == "gan":
-        outs = [loss(_fake_d_output(0), real, for_discriminator=d) for real in (True, False) for d in (True, False)]
-    elif role == "feature-matching":
-        outs = [loss(_fake_d_output(0), _fake_d_output(1))]
-    elif role == "perceptual":
-        fake = _image(2).requires_grad_(True)
-        outs = [loss(fake, _image(3))]
-    elif role == "kl":
-        mu = torch.randn(BATCH, 8, requires_grad=True)
-        outs = [loss(mu, torch.randn(BATCH, 8))]
-    else:
-        raise AssertionError(f"loss {name!r}: role {role!r} is not one of gan, feature-matching, perceptual, kl")
+    assert callable(getattr(loss, "compute", None)), f"loss {name!r} has no compute(ctx) method"
+    outs = []
+    for phase in ("generator", "discriminator"):
+        value = loss.compute(_loss_context(phase))
+        if value is None:
+            continue
+        outs += list(value.values()) if isinstance(value, dict) else [value]
+    assert outs, f"loss {name!r}: compute(ctx) returned None in both phases"
     for out in outs:
         assert out.dim() == 0, f"loss {name!r} must return a scalar, got shape {tuple(out.shape)}"
         _finite(out, f"loss {name!r}")
-        out.backward()
+        out.backward(retain_graph=True)
 
 
 def _check_norm(name: str) -> None:

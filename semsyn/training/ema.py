@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from semsyn.builder import build_component
+from semsyn.checkpoint import load_strict
+from semsyn.components import build_component
 from semsyn.registry import GENERATORS
 from semsyn.spec import Spec
 
@@ -19,10 +21,11 @@ class GeneratorEMA:
     so the half-life does not change with the batch size (as in StyleGAN/EDM). Buffers (batch-norm
     statistics, spectral-norm u and v) are copied, not averaged.
 
-    The copy is a fresh generator built from the spec and loaded with the trained one's state dict:
-    `copy.deepcopy` of a module with classic spectral norm fails after a training forward (its
-    computed `weight` is a non-leaf tensor). Synchronised batch norms of the trained generator load into
-    the plain modules here, the keys being the same.
+    The update is torch's own (`torch.optim.swa_utils.get_ema_multi_avg_fn`), but not its `AveragedModel`:
+    that deep-copies the module, and `copy.deepcopy` of a module with classic spectral norm fails after a
+    training forward (its computed `weight` is a non-leaf tensor). The copy here is a fresh generator
+    built from the spec and loaded with the trained one's state dict. Synchronised batch norms of the
+    trained generator load into the plain modules here, the keys being the same.
 
     Args:
         spec: the run's spec (the generator section builds the copy).
@@ -58,7 +61,7 @@ class GeneratorEMA:
             self._pairs = (source, *self._match(source))
         _, params, buffers = self._pairs
         if params:
-            torch._foreach_lerp_([e for e, _ in params], [s.detach() for _, s in params], 1.0 - beta)
+            get_ema_multi_avg_fn(beta)([e for e, _ in params], [s.detach() for _, s in params], None)
         for e, s in buffers:
             e.copy_(s)
 
@@ -68,6 +71,4 @@ class GeneratorEMA:
 
     def load_state_dict(self, state: dict[str, torch.Tensor], where: str = "EMA weights") -> None:
         """Load the averaged weights strictly."""
-        from semsyn.checkpoint import load_strict
-
         load_strict(self.module, state, where)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -24,8 +23,22 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from semsyn.checkpoint import atomic_write_text, load_safetensors, save_safetensors, torch_load, torch_save
-from semsyn.errors import CheckpointError
+from semsyn.checkpoint import atomic_write, atomic_write_text
+from semsyn.data import colorize
+from semsyn.training.checkpoints import (
+    CHECKPOINTS_DIR,
+    DELAY_ENV,
+    MARKER,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    latest_checkpoint,
+    list_checkpoints,
+    read_checkpoint,
+    remove_incomplete,
+    write_checkpoint,
+)
+from semsyn.training.checkpoints import remove_tree as _remove_tree
+from semsyn.training.checkpoints import step_name as _step_name
 
 if TYPE_CHECKING:
     from semsyn.training.trainer import Trainer
@@ -41,6 +54,10 @@ __all__ = [
     "PushToHubHook",
     "CHECKPOINTS_DIR",
     "MARKER",
+    "WEIGHTS_FILE",
+    "STATE_FILE",
+    "DELAY_ENV",
+    "remove_incomplete",
     "write_checkpoint",
     "read_checkpoint",
     "list_checkpoints",
@@ -48,13 +65,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINTS_DIR = "checkpoints"
-MARKER = "complete.json"
-WEIGHTS_FILE = "model.safetensors"
-STATE_FILE = "state.pt"
-# Test-only: seconds to sleep between the checkpoint's files and its marker, so a test can kill a run mid-write.
-DELAY_ENV = "SEMSYN_TEST_CHECKPOINT_DELAY"
 
 
 class Hook:
@@ -81,108 +91,6 @@ class Hook:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore `state_dict()`."""
-
-
-# -- checkpoint folders -------------------------------------------------------------------------------
-def _step_name(step: int) -> str:
-    return f"step_{step:06d}"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems cannot fsync a directory; the rename is still atomic
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_tree(path: Path) -> None:
-    """Rename out of the way first, so a kill during the deletion leaves nothing that looks like a checkpoint."""
-    trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
-    os.replace(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def write_checkpoint(
-    run_dir: str | os.PathLike[str], step: int, weights: Mapping[str, torch.Tensor], state: Mapping[str, Any]
-) -> Path:
-    """Write `checkpoints/step_XXXXXX/` atomically: files into a temporary folder, the marker last, then rename."""
-    root = Path(run_dir) / CHECKPOINTS_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    name = _step_name(step)
-    tmp = root / f".tmp-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_safetensors(weights, tmp / WEIGHTS_FILE, metadata={"semsyn_step": str(step)})
-    torch_save(dict(state), tmp / STATE_FILE)
-    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
-    if delay > 0:
-        time.sleep(delay)
-    sizes = {f: (tmp / f).stat().st_size for f in (WEIGHTS_FILE, STATE_FILE)}
-    atomic_write_text(tmp / MARKER, json.dumps({"step": step, "sizes": sizes}))
-    _fsync_dir(tmp)
-    final = root / name
-    if final.exists():
-        _remove_tree(final)
-    os.replace(tmp, final)
-    _fsync_dir(root)
-    return final
-
-
-def _marker_step(path: Path) -> int | None:
-    """The step recorded by a checkpoint folder's marker, or None when the folder is not complete."""
-    try:
-        marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
-        sizes = marker["sizes"]
-        if any((path / f).stat().st_size != size for f, size in sizes.items()):
-            return None
-        return int(marker["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
-    """(step, folder) of every complete checkpoint of a run, oldest first; incomplete folders are ignored."""
-    root = Path(run_dir) / CHECKPOINTS_DIR
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.glob("step_*"):
-        step = _marker_step(path) if path.is_dir() else None
-        if step is not None:
-            found.append((step, path))
-    return sorted(found)
-
-
-def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest complete checkpoint folder of a run, or None."""
-    found = list_checkpoints(run_dir)
-    return found[-1][1] if found else None
-
-
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(weights, trainer state) of a complete checkpoint folder; safetensors and `weights_only` loads only."""
-    path = Path(path)
-    if _marker_step(path) is None:
-        raise CheckpointError(
-            f"{path} is not a complete checkpoint (its {MARKER} is missing or its files changed size); "
-            "resume from another one, or delete it"
-        )
-    return load_safetensors(path / WEIGHTS_FILE), torch_load(path / STATE_FILE)
-
-
-def remove_incomplete(run_dir: str | os.PathLike[str]) -> None:
-    """Delete what killed runs left half-written (temporary and trash folders); complete checkpoints stay."""
-    root = Path(run_dir) / CHECKPOINTS_DIR
-    for path in root.glob(".tmp-step_*") if root.is_dir() else ():
-        shutil.rmtree(path, ignore_errors=True)
-    for path in root.glob(".trash-*") if root.is_dir() else ():
-        shutil.rmtree(path, ignore_errors=True)
 
 
 # -- hooks --------------------------------------------------------------------------------------------
@@ -344,12 +252,13 @@ class SampleHook(Hook):
         from PIL import Image
 
         label, fake, real = trainer.sample_batch(self.count)
-        rows = [torch.cat([_colorize(lab, trainer), f, r], dim=2) for lab, f, r in zip(label, fake, real)]
-        grid = torch.cat(rows, dim=1)
+        from torchvision.utils import make_grid  # ~1 s to import: only when a grid is written
+
+        tiles = [t for lab, f, r in zip(label, fake, real) for t in (_colorize(lab, trainer), f.float(), r.float())]
+        grid = make_grid(torch.stack(tiles), nrow=3, padding=0)
         pixels = ((grid.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         path = self.folder / f"{_step_name(trainer.step)}.png"
         self.folder.mkdir(parents=True, exist_ok=True)
-        from semsyn.checkpoint import atomic_write
 
         atomic_write(path, lambda p: Image.fromarray(pixels).save(p, format="PNG"))
         return path
@@ -357,8 +266,6 @@ class SampleHook(Hook):
 
 def _colorize(label: torch.Tensor, trainer: Trainer) -> torch.Tensor:
     """A (1, H, W) label map as a (3, H, W) image in [-1, 1], in the schema's palette (or the default one)."""
-    from semsyn.data import colorize
-
     schema = trainer.spec.labels
     return colorize(label.cpu(), schema.num_classes, schema.palette).float() / 127.5 - 1
 
@@ -423,7 +330,7 @@ class CheckpointHook(Hook):
         weights, state = trainer.weights(), trainer.state_dict()
         if not trainer.dist.is_main:
             return
-        path = write_checkpoint(trainer.run_dir, trainer.step, weights, state)
+        path = write_checkpoint(trainer.run_dir, trainer.step, weights, state, metadata=trainer.weights_metadata())
         logger.info("checkpoint %s", path)
         for _, old in list_checkpoints(trainer.run_dir)[: -self.keep]:
             _remove_tree(old)

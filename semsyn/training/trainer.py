@@ -22,12 +22,12 @@ process group, DDP wrappers and the sharded sampler, and degrades to no-ops on o
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +35,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from semsyn.builder import build_component, build_losses, build_model
-from semsyn.checkpoint import load_strict
-from semsyn.errors import DatasetError, SemsynError, SpecError, TrainingError
-from semsyn.labels import check_labels
+from semsyn.checkpoint import load_strict, prefixed_state, read_metadata, split_prefixed
+from semsyn.contracts import DiscriminatorOutput, LossContext, call_generator
+from semsyn.errors import DatasetError, SpecError, TrainingError
 from semsyn.labels import semantics as make_semantics
-from semsyn.model import DiscriminatorOutput, SynthesisModel
-from semsyn.registry import DATASETS, NORMS
+from semsyn.model import SynthesisModel, build_model
+from semsyn.provenance import METADATA_KEY, Provenance, trained
+from semsyn.registry import NORMS
 from semsyn.spec import Spec
 from semsyn.training import distributed as D
+from semsyn.training.checkpoints import (
+    WEIGHTS_FILE,
+    latest_checkpoint,
+    list_checkpoints,
+    read_checkpoint,
+    remove_incomplete,
+)
 from semsyn.training.config import TrainConfig
+from semsyn.training.data import _Collate, _Failure, _GuardedDataset, _preserved_rng, build_train_dataset
 from semsyn.training.ema import GeneratorEMA
 from semsyn.training.hooks import (
     CheckpointHook,
@@ -55,11 +63,8 @@ from semsyn.training.hooks import (
     PushToHubHook,
     SampleHook,
     TensorBoardHook,
-    latest_checkpoint,
-    list_checkpoints,
-    read_checkpoint,
-    remove_incomplete,
 )
+from semsyn.training.losses import build_terms, evaluate_terms
 from semsyn.training.optim import build_optimizers, build_schedulers
 
 __all__ = ["Trainer", "ROLES", "STATE_FORMAT"]
@@ -70,113 +75,12 @@ STATE_FORMAT = 1
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-# -- data plumbing ------------------------------------------------------------------------------------
-class _Failure:
-    """A user error raised while loading data in a worker, carried to the main process as one message."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind
-        self.message = message
-
-    def reraise(self) -> None:
-        import semsyn.errors as errors
-
-        raise getattr(errors, self.kind, DatasetError)(self.message)
-
-
-class _GuardedDataset(torch.utils.data.Dataset):
-    """Loads `(epoch, index)` keys and turns a dataset's user errors into `_Failure`s.
-
-    The epoch reaches datasets with per-epoch augmentation (`set_epoch`) in the process that loads the
-    item; a worker's traceback must not become the one-line message of a user error.
-    """
-
-    def __init__(self, dataset: Any) -> None:
-        self.dataset = dataset
-        self._set_epoch = getattr(dataset, "set_epoch", None)
-        self._epoch: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> Any:
-        epoch, index = key if isinstance(key, tuple) else (0, key)
-        if self._set_epoch is not None and epoch != self._epoch:
-            self._set_epoch(epoch)
-            self._epoch = epoch
-        try:
-            item = dict(self.dataset[index])
-        except SemsynError as exc:
-            return _Failure(type(exc).__name__, str(exc))
-        except OSError as exc:
-            where = exc.filename or f"item {index} of the dataset"
-            return _Failure("DatasetError", f"{where}: cannot be read ({exc.strerror or exc}); fix or remove the file")
-        item.setdefault("path", f"item {index} of the dataset")
-        return item
-
-
-def _check_item(item: Mapping[str, Any], schema: Any, size: tuple[int, int]) -> None:
-    path = item["path"]
-    label, image = item.get("label"), item.get("image")
-    if not isinstance(label, torch.Tensor) or not isinstance(image, torch.Tensor):
-        raise DatasetError(f"{path}: a dataset item needs 'label' and 'image' tensors, got keys {sorted(item)}")
-    if tuple(label.shape[-2:]) != tuple(image.shape[-2:]):
-        raise DatasetError(
-            f"{path}: the label map is {tuple(label.shape[-2:])} but the image is {tuple(image.shape[-2:])} "
-            "(height, width); they must have the same size"
-        )
-    if tuple(image.shape) != (3, *size):
-        raise DatasetError(
-            f"{path}: image has shape {tuple(image.shape)}, expected (3, {size[0]}, {size[1]}) "
-            "from the spec's image_size; resize the data or change image_size"
-        )
-    check_labels(label.reshape(1, 1, *label.shape[-2:]), schema, where=f"label map {path}")
-
-
-class _Collate:
-    """Checks every item (shapes, label values) and stacks them; runs in the loader's workers."""
-
-    def __init__(self, schema: Any, size: tuple[int, int]) -> None:
-        self.schema = schema
-        self.size = size
-
-    def __call__(self, items: list[Any]) -> Any:
-        failure = next((it for it in items if isinstance(it, _Failure)), None)
-        if failure is not None:
-            return failure
-        try:
-            for item in items:
-                _check_item(item, self.schema, self.size)
-        except SemsynError as exc:
-            return _Failure(type(exc).__name__, str(exc))
-        out = {key: torch.stack([it[key].reshape(-1, *self.size) for it in items]) for key in ("label", "image")}
-        if all(isinstance(it.get("instance"), torch.Tensor) for it in items):
-            out["instance"] = torch.stack([it["instance"].reshape(1, *self.size) for it in items])
-        out["path"] = [it["path"] for it in items]
-        return out
-
-
-def build_train_dataset(spec: Spec) -> Any:
-    """The spec's `data:` dataset (train split), through `semsyn.data.build_dataset` when available."""
-    try:
-        from semsyn.data import build_dataset
-    except ImportError:
-        build_dataset = None
-    if build_dataset is not None:
-        return build_dataset(spec, "train")
-    return build_component(DATASETS, spec.data["data"], spec.labels, spec.image_size)
-
-
-@contextmanager
-def _preserved_rng() -> Iterator[None]:
-    """Run a block without moving the global torch, numpy and python RNGs (sampling must not change training)."""
-    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
-    try:
-        yield
-    finally:
-        torch.set_rng_state(states[0])
-        np.random.set_state(states[1])
-        random.setstate(states[2])
+def _parent_of(checkpoint: Path) -> tuple[str, Provenance] | None:
+    """The parent (source, record) a checkpoint's provenance record names, or None."""
+    record = read_metadata(checkpoint / WEIGHTS_FILE).get(METADATA_KEY)
+    parent = dict(Provenance.from_json(record).parent or {}) if record else {}
+    source = parent.pop("source", None)
+    return (source, Provenance.from_json(json.dumps(parent))) if source else None
 
 
 def _split(out: DiscriminatorOutput, n: int) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
@@ -283,10 +187,14 @@ class Trainer:
         cfg = self.config
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         model = build_model(self.spec, with_discriminator=True)
-        if cfg.init_from and self._checkpoint is None:  # a resumed run's checkpoint holds newer weights
-            from semsyn.factory import create_model
-
-            source = create_model(cfg.init_from, pretrained=True, with_discriminator=True)
+        # The weights' origin: a fine-tune names its parent's record, a run from scratch none.
+        self.parent: tuple[str, Provenance] | None = None
+        if cfg.init_from and self._checkpoint is not None:
+            # A resumed run's checkpoint holds newer weights, and its record names the parent: no download.
+            self.parent = _parent_of(self._checkpoint)
+        elif cfg.init_from:
+            source = SynthesisModel.from_pretrained(cfg.init_from, with_discriminator=True)
+            self.parent = (source.loaded_from or cfg.init_from, source.provenance)
             model.load_weights(
                 source.weights(source.trained_parts), f"train.init_from {cfg.init_from!r}", warn_untrained=False
             )
@@ -306,24 +214,8 @@ class Trainer:
         self._dtype = first.dtype
 
     def _build_losses(self) -> None:
-        self.terms: list[tuple[str, float, nn.Module, str]] = []
-        for term, (weight, module) in build_losses(self.spec).items():
-            role = getattr(module, "role", None)
-            if role not in ROLES:
-                raise SpecError(
-                    f"{self.spec.where('losses', term)}: loss {self.spec.data['losses'][term]['name']!r} "
-                    f"has role {role!r}; the trainer feeds roles {', '.join(ROLES)}"
-                )
-            if weight == 0 or (role == "kl" and self.encoder is None):
-                logger.info("loss term %r is not used (%s)", term, "weight 0" if weight == 0 else "no encoder")
-                continue
-            module.to(self.dist.device).eval().requires_grad_(False)
-            self.terms.append((term, weight, module, role))
-        if not any(role == "gan" for *_, role in self.terms):
-            raise SpecError(
-                f"{self.spec.where('losses')}: training needs a GAN term, e.g. losses: {{gan: {{name: hinge}}}}"
-            )
-        self._needs_real_features = any(role == "feature-matching" for *_, role in self.terms)
+        self.terms = build_terms(self.spec, has_encoder=self.encoder is not None, device=self.dist.device)
+        self._needs_real_features = any("d_real" in term.needs for term in self.terms)
 
     def _seed_globals(self, seed: int) -> None:
         torch.manual_seed(seed)
@@ -410,23 +302,13 @@ class Trainer:
         if self.E is not None:
             mu, logvar = self.E(real, sem)
             z = self._reparameterize(mu, logvar)
-        fake = self.G(sem, z, generator=self.rng)
+        fake = call_generator(self.G, sem, z, generator=self.rng)
         # The raw discriminator: its weights get no gradient here, and its DDP wrapper must not expect one.
         fake_out, real_out = self._discriminate(
             self.discriminator, fake, real if self._needs_real_features else None, sem
         )
-        terms = {}
-        for term, weight, loss, role in self.terms:
-            if role == "gan":
-                value = loss(fake_out, True, for_discriminator=False)
-            elif role == "feature-matching":
-                value = loss(fake_out, real_out)
-            elif role == "perceptual":
-                value = loss(fake, real)
-            else:
-                value = loss(mu, logvar)
-            terms[f"G/{term}"] = value * weight
-        return terms, fake
+        ctx = LossContext("generator", sem, real, fake, fake_out, real_out, mu, logvar, self.step)
+        return evaluate_terms(self.terms, ctx, "G"), fake
 
     def _check_terms(self, terms: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """Loss values averaged over processes; a non-finite one stops the run on every process."""
@@ -469,7 +351,7 @@ class Trainer:
     def _regenerate(self, sem: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         with self._autocast():
             z = self._reparameterize(*self.encoder(real, sem)) if self.encoder is not None else None
-            return self.generator(sem, z, generator=self.rng)
+            return call_generator(self.generator, sem, z, generator=self.rng)
 
     def _discriminator_phase(
         self, micro: list[tuple[torch.Tensor, torch.Tensor]], fakes: list[torch.Tensor] | None
@@ -482,11 +364,8 @@ class Trainer:
             with D.no_sync([self.D], skip=i < len(micro) - 1):
                 with self._autocast():
                     fake_out, real_out = self._discriminate(self.D, fake, real, sem)
-                    terms = {}
-                    for term, weight, loss, role in self.terms:
-                        if role == "gan":
-                            terms[f"D/{term}_fake"] = loss(fake_out, False) * weight
-                            terms[f"D/{term}_real"] = loss(real_out, True) * weight
+                    ctx = LossContext("discriminator", sem, real, fake, fake_out, real_out, step=self.step)
+                    terms = evaluate_terms(self.terms, ctx, "D")
                 for k, v in self._check_terms(terms).items():
                     logs[k] = logs.get(k, 0.0) + v / len(micro)
                 scaler.scale(sum(terms.values()) / len(micro)).backward()
@@ -553,24 +432,35 @@ class Trainer:
         try:
             z = self.encoder(real, sem)[0] if self.encoder is not None else None
             rng = torch.Generator(device=self.dist.device).manual_seed(self.config.seed)
-            fake = nets[0](sem, z, generator=rng)
+            fake = call_generator(nets[0], sem, z, generator=rng)
         finally:
             for n, mode in zip(nets, modes):
                 if n is not None:
                     n.train(mode)
         return self._sample_items["label"], fake.float().cpu(), real.float().cpu()
 
+    def provenance(self) -> Provenance:
+        """The record of the weights this run has made so far: trained from scratch, or fine-tuned from a parent."""
+        parts = [p for p in ("generator", "encoder", "discriminator") if getattr(self, p) is not None]
+        dataset = (self.spec.data.get("data") or {}).get("name")
+        if self.parent is None:
+            return trained(self.spec.name, self.step, dataset, parts)
+        source, record = self.parent
+        return record.fine_tuned(source, spec=self.spec.name, steps=self.step, dataset=dataset, parts=parts)
+
     def final_model(self) -> SynthesisModel:
-        """The trained networks as a `SynthesisModel` (the EMA generator when the EMA is on)."""
+        """The trained networks as a `SynthesisModel` (the EMA generator when the EMA is on), with their provenance."""
         generator = self.ema.module if self.ema is not None else self.generator
-        return SynthesisModel(self.spec, generator, self.encoder, self.discriminator)
+        model = SynthesisModel(self.spec, generator, self.encoder, self.discriminator, provenance=self.provenance())
+        model.trained_parts = set(model.parts)
+        return model
 
     def save_final(self) -> Path:
         """Write `RUN_DIR/final/` with `save_pretrained` (spec.yaml, model.safetensors, model card), atomically."""
         out = self.run_dir / "final"
         tmp = self.run_dir / f".tmp-final-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        self.final_model().save_pretrained(tmp)
+        self.final_model().save_pretrained(tmp, source=f"local-dir:{out.resolve()}")
         if out.exists():
             old = self.run_dir / f".old-final-{os.getpid()}"
             os.replace(out, old)
@@ -580,15 +470,21 @@ class Trainer:
         return out
 
     # -- state ------------------------------------------------------------------------------------
-    def weights(self) -> dict[str, torch.Tensor]:
-        """Every network's weights: `generator.`, `encoder.`, `discriminator.` and `ema.` (the EMA generator)."""
-        parts = {
+    def _networks(self) -> dict[str, nn.Module | None]:
+        return {
             "generator": self.generator,
             "encoder": self.encoder,
             "discriminator": self.discriminator,
             "ema": self.ema.module if self.ema is not None else None,
         }
-        return {f"{p}.{k}": v for p, m in parts.items() if m is not None for k, v in m.state_dict().items()}
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Every network's weights: `generator.`, `encoder.`, `discriminator.` and `ema.` (the EMA generator)."""
+        return prefixed_state(self._networks())
+
+    def weights_metadata(self) -> dict[str, str]:
+        """What a checkpoint's weights file records besides the tensors: the run's provenance."""
+        return {METADATA_KEY: self.provenance().to_json()}
 
     def _rng_state(self) -> dict[str, Any]:
         _, keys, pos, has_gauss, cached = np.random.get_state()
@@ -633,17 +529,8 @@ class Trainer:
         }
 
     def _load_weights(self, weights: Mapping[str, torch.Tensor], where: str) -> None:
-        groups: dict[str, dict[str, torch.Tensor]] = {}
-        for key, value in weights.items():
-            part, _, rest = key.partition(".")
-            groups.setdefault(part, {})[rest] = value
-        parts = {
-            "generator": self.generator,
-            "encoder": self.encoder,
-            "discriminator": self.discriminator,
-            "ema": self.ema.module if self.ema is not None else None,
-        }
-        for part, module in parts.items():
+        groups = split_prefixed(weights, ("generator", "encoder", "discriminator", "ema"), where)
+        for part, module in self._networks().items():
             if module is None:
                 continue
             if part not in groups:
