@@ -80,17 +80,16 @@ def _open_image(data: bytes, what: str):
         )
     if not data:
         raise AppInputError(f"the {what} is an empty file; choose a PNG")
+    limit = f"the app takes images up to {MAX_UPLOAD_PIXELS // 2**20} megapixels (it resizes them to the model's size)"
     try:
         img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise AppInputError(f"the {what} is too large for PIL to decode safely; {limit}: scale it down", 413) from None
     except Exception:  # PIL raises several types for unreadable data; the user only needs to know it is not an image
         raise AppInputError(f"the {what} is not an image PIL can read; upload a PNG") from None
     width, height = img.size
     if width * height > MAX_UPLOAD_PIXELS:
-        raise AppInputError(
-            f"the {what} is {width}x{height} pixels; the app takes images up to {MAX_UPLOAD_PIXELS // 2**20} "
-            "megapixels (it resizes them to the model's size anyway): scale it down first",
-            status=413,
-        )
+        raise AppInputError(f"the {what} is {width}x{height} pixels; {limit}: scale it down", status=413)
     try:
         img.load()
     except Exception:
