@@ -195,12 +195,20 @@
   }
 
   // -- rendering ------------------------------------------------------------------------------
+  // #result's data-busy is "true" from a change until the render of the latest canvas has landed
+  // (or been refused): what a person waits for, and what the browser test waits on.
+  function setBusy(busy) {
+    $("result").dataset.busy = String(busy);
+  }
+
   function scheduleRender(delay = RENDER_DELAY_MS) {
     clearTimeout(state.timer);
+    setBusy(true);
     state.timer = setTimeout(render, delay);
   }
 
   async function render() {
+    state.timer = null;
     if (state.inFlight) {
       state.pending = true; // the answer in flight is already stale: render again when it lands
       return;
@@ -231,6 +239,7 @@
     } finally {
       state.inFlight = false;
       if (state.pending) render();
+      else if (state.timer === null) setBusy(false);
     }
   }
 
