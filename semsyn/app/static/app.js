@@ -221,6 +221,8 @@
     if (seeds.length) params.set("class_seeds", seeds.join(","));
     try {
       const resp = await post(`/api/render?${params}`, state.ids.slice().buffer);
+      // A refused render leaves the last image up, faded: it no longer matches the canvas.
+      if (!resp) $("result").classList.add("stale");
       if (resp) {
         const blob = await resp.blob();
         const ms = resp.headers.get("X-Render-Ms");
@@ -233,6 +235,7 @@
         state.renders += 1;
         img.dataset.renders = String(state.renders);
         clearError();
+        img.classList.remove("stale");
         $("result-caption").textContent =
           `Synthesized image (${img.naturalWidth}x${img.naturalHeight}, seed ${state.seed}, ${ms} ms)`;
       }
