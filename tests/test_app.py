@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,16 @@ def png(array: np.ndarray, mode: str | None = None) -> bytes:
     out = io.BytesIO()
     Image.fromarray(array, mode=mode).save(out, format="PNG")
     return out.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge image (a decompression bomb, as far as a reader can tell)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def error_of(status_headers_body: tuple[int, dict, bytes]) -> tuple[int, str]:
@@ -208,9 +220,7 @@ def test_upload_over_the_byte_limit_is_refused_with_413(app: AppServer) -> None:
 
 def test_upload_of_huge_dimensions_is_refused_before_decoding(app: AppServer) -> None:
     for side in (9000, 20000):  # past the app's limit; past PIL's own decompression-bomb limit too
-        out = io.BytesIO()
-        Image.new("1", (side, side)).save(out, format="PNG")  # tens of kB of file, 81 / 400 megapixels
-        status, message = error_of(call(app, "/api/label", out.getvalue()))
+        status, message = error_of(call(app, "/api/label", png_claiming(side, side)))
         assert status == 413 and "up to 64 megapixels" in message
 
 
@@ -291,3 +301,9 @@ def test_cli_busy_port_exits_2_naming_the_port(folder: Path, app: AppServer, cap
 def test_cli_unknown_model_exits_2(capsys) -> None:
     assert main(["no-such-model-anywhere"]) == 2
     assert capsys.readouterr().err.startswith("semsyn-app: error:")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cli_cuda_without_a_gpu_exits_2(folder: Path, capsys) -> None:
+    assert main([f"local-dir:{folder}", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err

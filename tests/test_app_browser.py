@@ -16,12 +16,12 @@ from semsyn.app.browser import AppPage, missing_browser_parts, serve_app, start_
 SIDE = 32
 SKY, GRASS = 0, 4  # semsyn.data.synthetic: sky (110, 170, 230), grass (95, 160, 55)
 TRAIN = {  # a 32x32 SPADE that learns the classes' mean colours in a few dozen steps (checked below)
-    "train.steps": 40,
+    "train.steps": 24,
     "train.batch_size": 4,
     "train.lr_g": 0.002,
     "train.lr_d": 0.002,
     "train.sample_every": 0,
-    "train.log_every": 40,
+    "train.log_every": 24,
     "train.device": "cpu",
     "image_size": f"[{SIDE}, {SIDE}]",
     "generator.ngf": 8,

@@ -51,9 +51,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        torch.device(device)
+        kind = torch.device(device).type
     except RuntimeError:
         raise SemsynError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise SemsynError(f"--device {device}: torch sees no CUDA device here; use --device cpu")
     model = semsyn.create_model(args.model, pretrained=True, revision=args.revision, device=device)
     renderer = Renderer(model, source=args.model)
     logger.info("first render took %.0f ms", renderer.warm_up())
