@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_app_support import StyledModel
 
 import semsyn
 from semsyn.app import AppServer, Renderer, RenderRequest
@@ -227,41 +228,6 @@ def test_upload_of_huge_dimensions_is_refused_before_decoding(app: AppServer) ->
 def test_style_image_is_refused_by_a_model_without_encoder(app: AppServer) -> None:
     status, message = error_of(call(app, "/api/style", png(np.zeros((8, 8, 3), np.uint8))))
     assert status == 400 and "no style encoder" in message
-
-
-class FakeStyle:
-    """Records the per-class operations the renderer applies."""
-
-    def __init__(self, log: list) -> None:
-        self.log = log
-
-    def resample_class(self, cls: int, seed: int | None = None) -> FakeStyle:
-        self.log.append(("resample_class", cls, seed))
-        return self
-
-
-class StyledModel:
-    """A model with the style API of api.md (per-class styles, an encoder, any-size rendering), recording calls."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.log = inner, []
-        self.labels, self.spec, self.encoder = inner.labels, inner.spec, object()
-        self.style_kind, self.renders_any_size = "per-class", True
-
-    def parameters(self):
-        return self.inner.parameters()
-
-    def encode_style(self, image, label):
-        self.log.append(("encode_style", tuple(image.shape), tuple(label.shape)))
-        return FakeStyle(self.log)
-
-    def sample_style(self, batch=1, *, seed=None, size=None):
-        self.log.append(("sample_style", seed, size))
-        return FakeStyle(self.log)
-
-    def synthesize(self, label, **kwargs):
-        self.log.append(("synthesize", sorted(kwargs), kwargs.get("size")))
-        return torch.zeros(1, 3, *(kwargs.get("size") or label.shape[-2:]))
 
 
 def test_style_features_light_up_for_a_model_with_the_style_api(folder: Path) -> None:

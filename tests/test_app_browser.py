@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_app_support import StyledModel
 
 from semsyn.app.browser import AppPage, missing_browser_parts, serve_app, start_driver
 
@@ -163,3 +164,38 @@ def test_reroll_and_downloads(page: AppPage) -> None:
     assert set(np.unique(ids)) == {SKY, GRASS} and (ids[-1] == GRASS).all() and (ids[0] == SKY).all()
     assert np.array_equal(np.asarray(colour.convert("RGB")), page.pixels("paint"))
     assert image.size == (SIDE, SIDE) and np.array_equal(np.asarray(image.convert("RGB")), page.pixels("result"))
+
+
+def test_style_controls_appear_and_reach_the_model_when_it_has_the_style_api(
+    browser_parts, model_dir: Path, tmp_path: Path
+) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    import semsyn
+    from semsyn.app import AppServer, Renderer
+
+    model = StyledModel(semsyn.create_model(f"local-dir:{model_dir}", pretrained=True))
+    with AppServer(Renderer(model)) as server:
+        driver = start_driver()
+        try:
+            page = AppPage(driver, server.url).open()
+            for controls in ("style-image-controls", "class-style-controls", "scale-controls"):
+                assert page.el(controls).is_displayed()
+            Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "style.png")
+            before = page.renders
+            page.upload("style-file", tmp_path / "style.png")
+            page.wait_render(before)
+            assert ("encode_style", (1, 3, SIDE, SIDE), (1, SIDE, SIDE)) in model.log
+
+            page.select_class("grass")
+            before = page.renders
+            page.click("class-reroll")
+            page.wait_render(before)
+            assert [entry[:2] for entry in model.log if entry[0] == "resample_class"] == [("resample_class", GRASS)]
+
+            before = page.renders
+            Select(page.el("scale")).select_by_value("4")
+            page.wait_render(before)
+            assert page.pixels("result").shape == (4 * SIDE, 4 * SIDE, 3)
+        finally:
+            driver.quit()
