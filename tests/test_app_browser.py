@@ -117,6 +117,12 @@ def test_paint_two_classes_and_the_render_follows(page: AppPage) -> None:
     assert blueness(top) > blueness(bottom) + 30, f"sky {blueness(top):.0f} vs grass {blueness(bottom):.0f}"
     assert blueness(bottom) < 0, "the grass region renders greener than blue"
 
+    page.select_tool("eraser")  # the eraser paints the background class: sky, the class of the starting canvas
+    before = page.renders
+    page.stroke([(0.5, SIDE - 1.5), (SIDE - 0.5, SIDE - 1.5)])
+    page.wait_render(before)
+    assert (page.pixels("paint")[-1] == page.info["classes"][SKY]["color"]).all()
+
 
 def test_upload_integer_label_png_and_the_render_follows(page: AppPage, tmp_path: Path) -> None:
     page.open()
