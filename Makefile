@@ -18,10 +18,16 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
+# semsyn-app's browser test drives the system's Chromium and chromedriver (.ci/install-browser) with Selenium.
+APP_TEST_STAMP := $(VENV)/.semsyn-app-test
+$(APP_TEST_STAMP): $(STAMP)
+	$(PIP) install -q --disable-pip-version-check selenium==4.51.0
+	touch $(APP_TEST_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m semsyn.cli.demo --out demo_out
 
-test: $(STAMP)
+test: $(STAMP) $(APP_TEST_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
