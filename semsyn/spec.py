@@ -76,7 +76,18 @@ COMPONENT_SECTIONS: dict[str, Registry] = {
     "discriminator": DISCRIMINATORS,
 }
 LABEL_KEYS = ("num_classes", "dontcare", "instance_edges", "names", "palette")
-PRETRAINED_KEYS = ("repo_id", "revision", "origin", "license", "datasets", "tags", "paper", "notes")
+PRETRAINED_KEYS = (
+    "repo_id",
+    "revision",
+    "origin",
+    "license",
+    "datasets",
+    "tags",
+    "paper",
+    "notes",
+    "published",
+    "official_checkpoint",
+)
 # The standard loss terms name their loss by default; any other term names it with `name:`.
 LOSS_DEFAULT_NAMES = {"gan": "hinge", "feature_matching": "feature-matching", "vgg": "vgg-perceptual", "kl": "kl"}
 
