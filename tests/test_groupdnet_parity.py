@@ -1,8 +1,7 @@
 """GroupDNet parity: official SMIS checkpoints convert, load, and reproduce the official outputs (max-abs <= 2e-5).
 
-The groupdnet fixtures record eval-mode outputs only (no `*_train_mode` tensors), so train mode is checked
-where it is defined without the official code: the encoder (instance norm, no running statistics) gives the
-official numbers in train mode too, after restoring the power-iterated spectral-norm buffers.
+The groupdnet fixtures record eval-mode outputs only (no `*_train_mode` tensors), so there is no official
+train-mode reference to compare against here (SPADE's and CC-FPSE's fixtures have one).
 """
 
 from __future__ import annotations
@@ -76,24 +75,13 @@ def test_ade20k_class_crops_match_the_official_trans_img(ade20k):
     assert _max_abs(crops.double().sum(dim=(2, 3)), io["trans_img_channel_sum"]) <= 1e-6 * 256 * 256
 
 
-@pytest.mark.parametrize("mode", ["eval", "train"])
-def test_ade20k_encoder_after_the_crops_reproduces_the_official_output(ade20k, mode):
+def test_ade20k_encoder_after_the_crops_reproduces_the_official_output(ade20k):
     model, io = ade20k
-    encoder = model.encoder
-    saved = {k: v.clone() for k, v in encoder.state_dict().items()}
-    encoder.train(mode == "train")
-    try:
-        with torch.no_grad():
-            mu, logvar = model.encode(io["image"], io["semantics"].float())
-            style = model.encode_style(io["image"], io["label"])
-    finally:
-        encoder.load_state_dict(saved)
-        encoder.eval()
-    if mode == "eval":
-        assert max(_max_abs(mu, io["trans_enc_mu"]), _max_abs(logvar, io["trans_enc_logvar"])) <= TOL
-        assert torch.equal(style.mu, mu)
-    else:  # one power iteration moves sigma a little; the official eval numbers stay close
-        assert _max_abs(mu, io["trans_enc_mu"]) < 0.05
+    with torch.no_grad():
+        mu, logvar = model.encode(io["image"], io["semantics"].float())
+    assert max(_max_abs(mu, io["trans_enc_mu"]), _max_abs(logvar, io["trans_enc_logvar"])) <= TOL
+    style = model.encode_style(io["image"], io["label"])
+    assert torch.equal(style.mu, mu) and torch.equal(style.logvar, logvar)
 
 
 def test_ade20k_conversion_reports_the_unused_up_4_block(tmp_path, caplog):
@@ -111,4 +99,4 @@ def test_deepfashion_generator_reproduces_the_official_output(tmp_path):
     with torch.no_grad():
         out = model.generator(io["semantics"].float(), io["z"])
     assert _max_abs(out, io["fake_image"]) <= TOL
-    assert model.style_kind == "per-class" and model.sample_style(seed=0).mu.shape == io["z"].shape[:1] + (64, 4, 4)
+    assert model.style_kind == "per-class" and tuple(model.sample_style(seed=0).mu.shape) == (1, 64, 4, 4)
