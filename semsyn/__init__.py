@@ -39,6 +39,7 @@ from semsyn.registry import (
     ref,
 )
 from semsyn.spec import Spec, load_spec
+from semsyn.style import Style
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,7 @@ __all__ = [
     "Spec",
     "SynthesisModel",
     "DiscriminatorOutput",
+    "Style",
     "LabelSchema",
     "Registry",
     "ref",
