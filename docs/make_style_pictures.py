@@ -4,7 +4,8 @@
     python docs/make_style_pictures.py --groupdnet RUN/final --spade-vae RUN/final --out docs/images/style
 
 Without --groupdnet / --spade-vae the models are trained first with semsyn-train (`groupdnet-synthetic` and
-docs/specs/spade-vae-synthetic.yaml, --steps generator updates of batch 2 each) into --work. The script also
+docs/specs/spade-vae-synthetic.yaml, --steps generator updates of batch 2 each, plus an L1 reconstruction
+term this script registers as a plugin loss) into --work. The script also
 measures how local a class edit is (the figures docs/style.md quotes) and writes them to locality.json.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import semsyn
 from semsyn.data.synthetic import SyntheticScenes
@@ -24,11 +26,33 @@ from semsyn.images import image_grid, save_image
 HERE = Path(__file__).resolve().parent
 
 
+@semsyn.LOSSES.register("docs-l1")
+class ReconstructionL1(nn.Module):
+    """Mean absolute error between the fake and the real image (a plugin loss of this script).
+
+    With the encoder's style the generator sees the real image's code, so a reconstruction term makes a
+    handful of CPU steps enough for class colours and textures; the specs' GAN recipe needs thousands.
+    """
+
+    role = "perceptual"
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return (fake - real).abs().mean()
+
+
 def _train(spec: str, out: Path, steps: int) -> Path:
     from semsyn.cli.train import main
 
     if not (out / "final").is_dir():
-        sets = [f"train.steps={steps}", "train.batch_size=2", "train.lr_g=0.0004", "train.sample_every=0"]
+        sets = [
+            f"train.steps={steps}",
+            "train.batch_size=2",
+            "train.lr_g=0.001",
+            "train.lr_d=0.001",
+            "train.sample_every=0",
+            "train.log_every=5",
+            "losses.l1={name: docs-l1, weight: 10.0}",
+        ]
         code = main([spec, "--out", str(out), *(a for s in sets for a in ("--set", s))])
         if code != 0:
             raise SystemExit(f"training {spec} failed (exit {code})")
@@ -72,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--groupdnet", help="a trained groupdnet-synthetic model folder (default: train one)")
     parser.add_argument("--spade-vae", help="a trained spade-vae-synthetic model folder (default: train one)")
-    parser.add_argument("--steps", type=int, default=16, help="training steps when training here")
+    parser.add_argument("--steps", type=int, default=30, help="training steps when training here")
     parser.add_argument("--work", default="runs/style-docs", help="where models are trained")
     parser.add_argument("--out", default=str(HERE / "images" / "style"), help="where the pictures go")
     args = parser.parse_args()
