@@ -189,11 +189,8 @@ class SynthesisModel(nn.Module):
         return z.expand(n, *z.shape[1:]).contiguous()
 
     def _encode_image(self, image: torch.Tensor, sem: torch.Tensor) -> Style:
-        if self.encoder is None:
-            raise SemsynError(f"model {self.spec.name!r} has no style encoder; its spec has no encoder section")
         device, dtype = self._device_dtype()
-        mu, logvar = self.encoder(image.to(device=device, dtype=dtype), sem)
-        return self._style(mu, logvar)
+        return self._style(*self.encode(image.to(device=device, dtype=dtype), sem))
 
     @torch.no_grad()
     def synthesize(
