@@ -178,8 +178,22 @@ def norm_params(layout: str, classes: int, groups: int, hidden: int) -> dict[str
     return {"groups": classes, "hidden_channels": classes * groups, "shared_groups": classes}
 
 
+def _stage_norm_params(
+    name: str, fin: int, fout: int, groups: int, layout: str, classes: int, seg_channels: int, hidden: int
+) -> dict[str, int]:
+    """The grouped norms' parameters of one block, after checking that every grouping divides its channels."""
+    for what, n in (("input", fin), ("output", fout), ("middle", min(fin, fout))):
+        _check_divides("groups", f"{name}'s {what}", n, groups)
+    params = norm_params(layout, classes, groups, hidden)
+    _check_divides("norm_layout", f"{name}'s norm input", seg_channels, params["shared_groups"])
+    _check_divides("norm_layout", f"{name}'s norm hidden layer", params["hidden_channels"], params["groups"])
+    for n in (fin, min(fin, fout)):
+        _check_divides("norm_layout", f"{name}'s norms", n, params["groups"])
+    return params
+
+
 def default_groups(classes: int) -> list[int]:
-    """SMIS DeepFashion's schedule relative to the class count: C for fc, head_0, G_middle_0; C/2, C/2, C/4, C/4, C/8."""
+    """SMIS DeepFashion's schedule relative to the class count C: C, C, C, C/2, C/2, C/4, C/4, C/8 (at least 1)."""
     return [classes, classes, classes, *(max(1, classes // d) for d in (2, 2, 4, 4, 8))]
 
 
@@ -255,13 +269,7 @@ class GroupDNetGenerator(nn.Module):
         self.schedule = list(zip(STAGES, (False, True, more, True, True, True, True)))
         for i, name in enumerate(STAGES):
             fin, fout, g = widths[i], widths[i + 1], schedule[i + 1]
-            for what, n in (("input", fin), ("output", fout), ("middle", min(fin, fout))):
-                _check_divides("groups", f"{name}'s {what}", n, g)
-            params = norm_params(norm_layout, classes, g, norm_hidden_channels)
-            _check_divides("norm_layout", f"{name}'s norm input", seg_channels, params["shared_groups"])
-            _check_divides("norm_layout", f"{name}'s norm hidden layer", params["hidden_channels"], params["groups"])
-            for n in (fin, min(fin, fout)):
-                _check_divides("norm_layout", f"{name}'s norms", n, params["groups"])
+            params = _stage_norm_params(name, fin, fout, g, norm_layout, classes, seg_channels, norm_hidden_channels)
             block = SPADEResnetBlock(
                 fin,
                 fout,
