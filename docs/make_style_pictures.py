@@ -47,8 +47,9 @@ def _train(spec: str, out: Path, steps: int) -> Path:
         sets = [
             f"train.steps={steps}",
             "train.batch_size=2",
-            "train.lr_g=0.001",
+            "train.lr_g=0.003",  # a few steps must move the gain-0.02 init to visible colours
             "train.lr_d=0.001",
+            f"train.lr_decay_start_step={steps}",
             "train.sample_every=0",
             "train.log_every=5",
             "losses.l1={name: docs-l1, weight: 10.0}",

@@ -133,27 +133,6 @@ def test_a_class_encodes_from_its_own_pixels_only():
     assert change[3] > 1e-3 and change[:3].max() == 0
 
 
-def test_the_synthetic_model_trains_one_step_through_the_trainer(tmp_path):
-    from semsyn.cli.train import main
-
-    code = main(
-        [
-            "groupdnet-synthetic",
-            "--out",
-            str(tmp_path),
-            "--set",
-            "train.steps=1",
-            "--set",
-            "train.batch_size=1",
-            "--set",
-            "train.sample_every=0",
-        ]
-    )
-    assert code == 0
-    model = semsyn.create_model(f"local-dir:{tmp_path / 'final'}", pretrained=True)
-    assert model.style_kind == "per-class" and not model.untrained_parts
-
-
 def test_a_class_edit_stays_within_4px_of_the_class_when_its_norms_close_outside_it():
     """Locality of the generator, exactly: with every stage grouped per class and norms whose gamma is -1 where
     a class is absent (what a trained GroupDNet learns to approach), class c's code cannot reach pixels more
