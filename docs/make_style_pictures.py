@@ -78,6 +78,12 @@ def _save(rows: list[torch.Tensor], path: Path, scale: int = 2) -> None:
     save_image(grid, path)
 
 
+def _changes(images: list[torch.Tensor], base: torch.Tensor) -> torch.Tensor:
+    """|image - base| (max over RGB) as grey images, normalised to the largest change of the row (white)."""
+    delta = torch.cat([(im[:1] - base[:1]).abs().amax(dim=1, keepdim=True) for im in images])
+    return (delta / delta.max().clamp_min(1e-12) * 2 - 1).expand(-1, 3, -1, -1)
+
+
 def _locality(model, label, instance, style, cls: int, distances=(4, 8, 16)) -> dict:
     """Change of the image when class `cls`'s code is redrawn: inside the class, and beyond d pixels of it."""
     base = model.synthesize(label, instance, style=style)
@@ -150,27 +156,21 @@ def main() -> None:
     )
     # 3. appearance mixture: style a with one class's code from style b
     classes = [c for c in ("sky", "mountain", "grass", "water") if (label[0] == gdn.labels.class_names.index(c)).any()]
+    base = gdn.synthesize(*one, style=a)
+    mixed = [gdn.synthesize(*one, style=a.replace_class(c, b)) for c in classes]
+    blank = torch.ones_like(base[:1])
     _save(
         [
-            _row(
-                _colour(label[:1], gdn),
-                gdn.synthesize(*one, style=a),
-                *(gdn.synthesize(*one, style=a.replace_class(c, b)) for c in classes),
-                gdn.synthesize(*one, style=b),
-            )
+            _row(_colour(label[:1], gdn), base, *mixed, gdn.synthesize(*one, style=b)),
+            _row(blank, blank, *_changes(mixed, base).split(1), blank),
         ],
         out / "mixture.png",
     )
     # 4. semantic manipulation: one class's code redrawn from the prior, four seeds
     target = classes[0]
+    redrawn = [gdn.synthesize(*one, style=a.resample_class(target, seed=s)) for s in (1, 2, 3, 4)]
     _save(
-        [
-            _row(
-                _colour(label[:1], gdn),
-                gdn.synthesize(*one, style=a),
-                *(gdn.synthesize(*one, style=a.resample_class(target, seed=s)) for s in (1, 2, 3, 4)),
-            )
-        ],
+        [_row(_colour(label[:1], gdn), base, *redrawn), _row(blank, blank, *_changes(redrawn, base).split(1))],
         out / "manipulation.png",
     )
     # 5. locality: how much a class edit leaks into regions far from the class
