@@ -40,6 +40,7 @@ from semsyn.registry import (
 )
 from semsyn.resolve import ModelFolder, load_spec, resolve
 from semsyn.spec import Range, Spec
+from semsyn.style import Style
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ __all__ = [
     "Range",
     "SynthesisModel",
     "DiscriminatorOutput",
+    "Style",
     "LabelSchema",
     "Registry",
     "ref",

@@ -74,13 +74,14 @@ class KeyTable:
     ) -> dict[str, torch.Tensor]:
         """Map `source` onto the keys and shapes of `target`; every problem is reported at once."""
         out: dict[str, torch.Tensor] = {}
-        unused, shapes, twice = [], [], []
+        unused, shapes, twice, dropped = [], [], [], []
         for key, value in source.items():
             matched, new = self.map_key(key)
             if not matched or (new is not None and new not in target):
                 unused.append(key if not matched else f"{key} (-> {new})")
                 continue
             if new is None:
+                dropped.append(key)
                 continue
             if new in out:
                 twice.append(new)
@@ -102,6 +103,15 @@ class KeyTable:
                 f"{where}: the checkpoint does not match the network its options describe; "
                 + "; ".join(problems)
                 + ". Check that the options (opt.txt / --opt) are the ones this checkpoint was trained with."
+            )
+        if dropped:
+            modules = sorted({k.rpartition(".")[0] for k in dropped})
+            logger.info(
+                "%s: accepted %d tensors of %d modules the official forward never uses, not converted: %s",
+                where,
+                len(dropped),
+                len(modules),
+                ", ".join(modules),
             )
         return {k: out[k].to(target[k].dtype) if target[k].is_floating_point() else out[k] for k in target}
 

@@ -22,6 +22,7 @@ from semsyn.labels import semantics as make_semantics
 from semsyn.provenance import Provenance
 from semsyn.resolve import PARTS, SPEC_NAME, WEIGHTS_NAME, push_folder, resolve, write_model_folder
 from semsyn.spec import Spec
+from semsyn.style import Style, StyleKind, class_names_for, latent_info
 
 __all__ = ["SynthesisModel", "DiscriminatorOutput", "build_model", "PARTS", "WEIGHTS_NAME", "SPEC_NAME"]
 
@@ -144,13 +145,104 @@ class SynthesisModel(nn.Module):
             raise SemsynError(f"model {self.spec.name!r} has no style encoder; its spec has no encoder section")
         return self.encoder(image, semantics)
 
+    # -- styles (semsyn.style documents the contract) ---------------------------------------------
+    @property
+    def style_kind(self) -> StyleKind | None:
+        """The kind of Style this model takes: "per-class" or "global"; None when it takes no latent."""
+        info = latent_info(self.generator)
+        return None if info is None else ("per-class" if info.per_class else "global")
+
+    def _style(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> Style:
+        info = latent_info(self.generator)
+        if info is None or not info.per_class:
+            return Style(mu, logvar)
+        names = class_names_for(info.num_classes, self.labels.class_names)
+        return Style(mu, logvar, True, info.num_classes, info.latent_per_class, names)
+
+    @torch.no_grad()
+    def encode_style(self, image: torch.Tensor, label: torch.Tensor, instance: torch.Tensor | None = None) -> Style:
+        """The style of image(s) (N, 3, H, W) in [-1, 1] whose label map is `label` (global or per class).
+
+        Per-class styles need the image and label map at the same size; classes absent from the image get
+        the prior (mu = logvar = 0).
+        """
+        if self.style_kind is None or self.encoder is None:
+            raise SemsynError(
+                f"model {self.spec.name!r} has no style encoder (its spec has no encoder section"
+                f"{'' if self.style_kind else ' and its generator takes no latent'}); use a model built with one"
+            )
+        if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise SemsynError(f"style image must be a float tensor (N, 3, H, W) in [-1, 1], got {shape}")
+        sem = self.semantics(label, instance)
+        if self.style_kind == "per-class" and tuple(image.shape[-2:]) != tuple(sem.shape[-2:]):
+            raise SemsynError(
+                f"style image is {tuple(image.shape[-2:])} but its label map {tuple(sem.shape[-2:])}; a per-class "
+                "style crops every class from the image by its mask, so give them the same size"
+            )
+        device, dtype = self._device_dtype()
+        mu, logvar = self.encoder(image.to(device=device, dtype=dtype), sem)
+        return self._style(mu, logvar)
+
+    def sample_style(self, batch: int = 1, *, seed: int | None = None, size: tuple[int, int] | None = None) -> Style:
+        """A style drawn from the prior N(0, I): `batch` codes, drawn on the CPU with `seed` (a point code).
+
+        Args:
+            batch: number of codes.
+            seed: seeds the draw (the same numbers on every device).
+            size: output (H, W), for generators whose latent grows with the image (`latent_shape_for(size)`).
+        """
+        info = latent_info(self.generator)
+        if info is None:
+            raise SemsynError(
+                f"model {self.spec.name!r} takes no latent (its generator declares none, e.g. use_vae: false), "
+                "so it has no style to sample"
+            )
+        shape = info.shape
+        if size is not None and tuple(size) != tuple(self.spec.image_size):
+            shape_for = getattr(self.generator, "latent_shape_for", None)
+            if shape_for is None:
+                raise SemsynError(
+                    f"this generator's latent is fixed by its built size {self.spec.image_size}; "
+                    "sample_style(size=...) needs a generator that declares latent_shape_for(size)"
+                )
+            shape = tuple(shape_for(tuple(size)))
+        rng = torch.Generator().manual_seed(seed) if seed is not None else None
+        device, dtype = self._device_dtype()
+        mu = torch.randn(batch, *shape, generator=rng).to(device=device, dtype=dtype)
+        return self._style(mu, None)
+
+    def _style_code(self, style: Style | torch.Tensor, sem: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+        if isinstance(style, torch.Tensor):  # an image: its style under the label map being rendered
+            style = self._encode_image(style, sem)
+        if not isinstance(style, Style):
+            raise SemsynError(f"style= takes a semsyn.Style (model.encode_style / sample_style), got {type(style)}")
+        info = latent_info(self.generator)
+        if info is None:
+            raise SemsynError(f"model {self.spec.name!r} takes no latent, so it cannot render a style")
+        if style.per_class != info.per_class or tuple(style.mu.shape[1:]) != info.shape:
+            raise SemsynError(
+                f"style is {style.kind} {tuple(style.mu.shape[1:])} per image but this model takes "
+                f"{'per-class' if info.per_class else 'global'} {info.shape}; use a style of this model"
+            )
+        n = sem.shape[0]
+        if style.batch not in (1, n):
+            raise SemsynError(f"style holds {style.batch} codes for {n} label maps; give one code or {n}")
+        device, dtype = self._device_dtype()
+        z = style.to(device, dtype).code(rng)
+        return z.expand(n, *z.shape[1:]).contiguous()
+
+    def _encode_image(self, image: torch.Tensor, sem: torch.Tensor) -> Style:
+        device, dtype = self._device_dtype()
+        return self._style(*self.encode(image.to(device=device, dtype=dtype), sem))
+
     @torch.no_grad()
     def synthesize(
         self,
         label: torch.Tensor,
         instance: torch.Tensor | None = None,
         *,
-        style: torch.Tensor | None = None,
+        style: Style | torch.Tensor | None = None,
         z: torch.Tensor | None = None,
         seed: int | None = None,
         size: tuple[int, int] | None = None,
@@ -160,7 +252,8 @@ class SynthesisModel(nn.Module):
         Args:
             label: integer label map (N, H, W) or (N, 1, H, W); 255 means unknown.
             instance: integer instance map of the same shape, for schemas with instance edges.
-            style: image(s) in [-1, 1] whose style the encoder extracts; z = mu, or a draw around mu with `seed`.
+            style: a `Style` (`encode_style`, `sample_style`, or one made by its operations): z = its code, or
+                with `seed` a draw around it; an image tensor in [-1, 1] is encoded under `label` first.
             z: the generator's latent, given explicitly (overrides style and seed).
             seed: seeds every random draw (multimodal synthesis: another seed, another image).
             size: output (H, W), for generators that render at any resolution (e.g. posgen).
@@ -169,11 +262,7 @@ class SynthesisModel(nn.Module):
         device, dtype = self._device_dtype()
         rng = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
         if z is None and style is not None:
-            mu, logvar = self.encode(style.to(device=device, dtype=dtype), sem)
-            z = mu
-            if rng is not None:
-                eps = torch.randn(mu.shape, generator=rng, device=device, dtype=dtype)
-                z = mu + eps * torch.exp(0.5 * logvar)
+            z = self._style_code(style, sem, rng)
         kwargs: dict[str, Any] = {"generator": rng}
         if size is not None:
             if not self.renders_any_size:
