@@ -53,15 +53,24 @@ def cells() -> dict[str, semsyn.Spec]:
     if "spade-synthetic" in specs and "ccfpse-synthetic" in specs:
         spade, cc = specs["spade-synthetic"], specs["ccfpse-synthetic"]
         out["spade G + fpse D (crossed)"] = spade.with_overrides({"discriminator": cc.data["discriminator"]})
-        out["cc G + patchgan-multiscale D (crossed)"] = cc.with_overrides({"discriminator": spade.data["discriminator"]})
+        out["cc G + patchgan-multiscale D (crossed)"] = cc.with_overrides(
+            {"discriminator": spade.data["discriminator"]}
+        )
     return {k: v.with_overrides(HARD_DATA) for k, v in out.items()}
 
 
 def run_cell(spec: semsyn.Spec, seed: int, steps: int, batch: int, num: int, segmenter: torch.nn.Module) -> dict:
     """Train one cell with one seed; its final model's mIoU and segmenter-FD on `num` val maps."""
     spec = spec.with_overrides(
-        [f"train.steps={steps}", f"train.batch_size={batch}", f"train.seed={seed}", "train.log_every=1000000",
-         "train.sample_every=0", "train.checkpoint_every=0", "train.lr_decay_start_step=null"]
+        [
+            f"train.steps={steps}",
+            f"train.batch_size={batch}",
+            f"train.seed={seed}",
+            "train.log_every=1000000",
+            "train.sample_every=0",
+            "train.checkpoint_every=0",
+            "train.lr_decay_start_step=null",
+        ]
     )
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
@@ -101,21 +110,28 @@ def main() -> int:
     real = semsyn.evaluate(
         _RealImages(first), None, metrics=["miou-real"], segmenter=segmenter, num=args.num, seed=0
     ).metrics["miou_real"]
-    print(f"synthetic-hard: segmenter ready in {time.perf_counter() - start:.0f} s; its mIoU on real val images "
-          f"{real:.3f}; {args.steps} steps x batch {args.batch}, {args.seeds} seeds, {args.num} val maps", flush=True)
+    print(
+        f"synthetic-hard: segmenter ready in {time.perf_counter() - start:.0f} s; its mIoU on real val images "
+        f"{real:.3f}; {args.steps} steps x batch {args.batch}, {args.seeds} seeds, {args.num} val maps",
+        flush=True,
+    )
     results = {}
     for name, spec in table.items():
         runs = [run_cell(spec, seed, args.steps, args.batch, args.num, segmenter) for seed in range(args.seeds)]
         results[name] = runs
-        print(f"  {name}: mIoU {_spread([r['miou'] for r in runs])}  segmenter-FD "
-              f"{_spread([r['segmenter_fd'] for r in runs])}  ({statistics.fmean(r['train_seconds'] for r in runs):.0f} "
-              "s/run)", flush=True)
+        print(
+            f"  {name}: mIoU {_spread([r['miou'] for r in runs])}  segmenter-FD "
+            f"{_spread([r['segmenter_fd'] for r in runs])}  ({statistics.fmean(r['train_seconds'] for r in runs):.0f} "
+            "s/run)",
+            flush=True,
+        )
     width = max(len(k) for k in results)
     print(f"\n| {'cell':<{width}} | mIoU (↑)        | segmenter-FD (↓) | train s/run |")
     print(f"|{'-' * (width + 2)}|-----------------|------------------|-------------|")
     for name, runs in results.items():
-        print(f"| {name:<{width}} | {_spread([r['miou'] for r in runs]):<15} | "
-              f"{_spread([r['segmenter_fd'] for r in runs]):<16} | {statistics.fmean(r['train_seconds'] for r in runs):>11.0f} |")
+        seconds = statistics.fmean(r["train_seconds"] for r in runs)
+        miou, fd = _spread([r["miou"] for r in runs]), _spread([r["segmenter_fd"] for r in runs])
+        print(f"| {name:<{width}} | {miou:<15} | {fd:<16} | {seconds:>11.0f} |")
     print(f"(real images: mIoU {real:.3f}; total {time.perf_counter() - start:.0f} s)")
     if args.out:
         Path(args.out).write_text(json.dumps({"real_miou": real, "args": vars(args), "results": results}, indent=2))

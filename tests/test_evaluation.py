@@ -134,13 +134,24 @@ def test_torchvision_segmenter_adapter(tiny_model: Path, cache: Path, tmp_path: 
     class_map = list(range(10)) + [255, 255]  # two predicted classes the data does not have
     params = {"arch": "lraspp_mobilenet_v3_large", "weights": str(weights), "num_classes": 12, "class_map": class_map}
     report = semsyn.evaluate(
-        model, None, metrics=["miou", "segmenter-fd"], segmenter="torchvision-segmentation",
-        segmenter_params=params, num=4, batch_size=4,
+        model,
+        None,
+        metrics=["miou", "segmenter-fd"],
+        segmenter="torchvision-segmentation",
+        segmenter_params=params,
+        num=4,
+        batch_size=4,
     )
     assert 0.0 <= report["miou"] <= 1.0 and report["segmenter_fd"] >= 0
     with pytest.raises(semsyn.EvaluationError, match="class_map has 3 entries"):
-        semsyn.evaluate(model, None, metrics=["miou"], segmenter="torchvision-segmentation",
-                        segmenter_params={**params, "class_map": [0, 1, 2]}, num=2)
+        semsyn.evaluate(
+            model,
+            None,
+            metrics=["miou"],
+            segmenter="torchvision-segmentation",
+            segmenter_params={**params, "class_map": [0, 1, 2]},
+            num=2,
+        )
 
 
 def test_fid_through_torch_fidelity_with_stand_in_weights(
@@ -157,6 +168,7 @@ def test_fid_through_torch_fidelity_with_stand_in_weights(
     torch.save(random_net.state_dict(), weights)
     model = semsyn.create_model(f"local-dir:{tiny_model}", pretrained=True)
     stats = tmp_path / "val-stats.safetensors"
-    report = semsyn.evaluate(model, None, metrics=["fid"], num=3, batch_size=3, fid_stats=str(stats),
-                             inception_weights=str(weights))
+    report = semsyn.evaluate(
+        model, None, metrics=["fid"], num=3, batch_size=3, fid_stats=str(stats), inception_weights=str(weights)
+    )
     assert report["fid"] > 0 and stats.is_file()

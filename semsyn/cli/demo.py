@@ -97,10 +97,14 @@ def _load_and_score(out: Path) -> int:
     print(f"wrote {picture}  (rows: label map | generated | real)")
     print(f"synthetic-unet mIoU on {report.num} unseen val label maps:")
     print(f"  real images   {m['miou_real']:.3f}")
-    print(f"  generated     {m['miou']:.3f}   generated / real = {ratio:.2f} (target >= {TARGET_RATIO:.2f}: "
-          f"{'met' if ok_ratio else 'MISSED'})")
-    print(f"  flat colours  {m['miou_flat']:.3f}   generated - flat = {margin:+.2f} (target >= {TARGET_MARGIN:+.2f}: "
-          f"{'met' if ok_margin else 'MISSED'})")
+    print(
+        f"  generated     {m['miou']:.3f}   generated / real = {ratio:.2f} (target >= {TARGET_RATIO:.2f}: "
+        f"{'met' if ok_ratio else 'MISSED'})"
+    )
+    print(
+        f"  flat colours  {m['miou_flat']:.3f}   generated - flat = {margin:+.2f} (target >= {TARGET_MARGIN:+.2f}: "
+        f"{'met' if ok_margin else 'MISSED'})"
+    )
     return 0
 
 
@@ -132,8 +136,12 @@ def _main(argv: Sequence[str] | None) -> int:
     huggingface_hub.constants.HF_HUB_DISABLE_XET = True  # the local test server speaks Git LFS, not Xet
     with HubServer(out / "hub-storage") as hub:
         trained = semsyn.create_model(f"local-dir:{final}", pretrained=True, with_discriminator=True)
-        env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": str(out / "hf-cache"),
-               "HF_HUB_DISABLE_XET": "1"}
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": hub.endpoint,
+            "HF_HUB_CACHE": str(out / "hf-cache"),
+            "HF_HUB_DISABLE_XET": "1",
+        }
         os.environ.update({k: env[k] for k in ("HF_ENDPOINT", "HF_HUB_CACHE", "HF_HUB_DISABLE_XET")})
         commit = trained.push_to_hub(REPO, commit_message="semsyn demo", card={"tags": ["demo"]})
         logger.info("published to %s/%s at commit %s", hub.endpoint, REPO, commit[:12])

@@ -23,7 +23,9 @@ logger = logging.getLogger("semsyn.eval")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="semsyn-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="semsyn-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("model", help="model source: a hub_configs name, hf-hub:org/name, local-dir:PATH, or a spec YAML")
     p.add_argument("--data", help="spec name or YAML whose data section to evaluate on (default: the model's)")
     p.add_argument("--split", default="val", choices=("train", "val"), help="split to evaluate (default val)")
@@ -33,7 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", help="comma-separated metric names (default: see above)")
     p.add_argument("--segmenter", help="registered segmenter name (default: the data's, e.g. synthetic-unet)")
     p.add_argument(
-        "--segmenter-param", action="append", default=[], metavar="KEY=VALUE",
+        "--segmenter-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="a segmenter constructor argument, parsed as YAML (repeatable), e.g. weights=deeplab.pth",
     )
     p.add_argument("--fid-stats", help="real-image Inception statistics file (made when missing or stale)")

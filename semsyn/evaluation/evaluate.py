@@ -41,10 +41,11 @@ def default_metrics(has_segmenter: bool) -> list[str]:
     return names
 
 
-def resolve_data(model: Any, data: Any, split: str) -> tuple[Any, Any]:
-    """(spec with the data section, dataset) from a dataset object, a spec / its name or path, or None.
+def resolve_data(model: Any, data: Any, split: str) -> tuple[Any, Any, Any]:
+    """(spec, dataset, data section) from a dataset object, a spec / its name or path, or None.
 
-    None takes the model's own spec `data:` section (a model trained by semsyn records it).
+    None takes the model's own spec `data:` section (a model trained by semsyn records it). A dataset
+    object has no data section (None): its repr and files key the statistics cache.
     """
     from semsyn.data import build_dataset
     from semsyn.spec import Spec, load_spec
@@ -56,8 +57,8 @@ def resolve_data(model: Any, data: Any, split: str) -> tuple[Any, Any]:
             raise EvaluationError(f"{where} has no data section; pass --data SPEC_OR_NAME with one")
         # the model's label schema and size win: the data must be rendered as the model was trained
         spec = model.spec.with_overrides({"data": spec.data["data"]}) if data is not None else spec
-        return spec, build_dataset(spec, split)
-    return model.spec, data
+        return spec, build_dataset(spec, split), spec.data["data"]
+    return model.spec, data, None
 
 
 @contextmanager
@@ -120,7 +121,7 @@ def evaluate(
         An `EvalReport` (metrics, images, seconds).
     """
     start = time.perf_counter()
-    spec, data = resolve_data(model, dataset, split)
+    spec, data, data_section = resolve_data(model, dataset, split)
     count = len(data) if num is None else min(int(num), len(data))
     if count < 1:
         raise EvaluationError(f"nothing to evaluate: the {split} split has {len(data)} items and num is {num}")
@@ -143,7 +144,7 @@ def evaluate(
         palette=spec.labels.palette,
         segmenter=seg,
         segmenter_key=_segmenter_key(seg) if seg is not None else "",
-        data_section=spec.data.get("data"),
+        data_section=data_section,
         dataset=data,
         split=split,
         num=count,
@@ -175,7 +176,7 @@ def evaluate(
         results.update(scorer.compute())
     return EvalReport(
         model=spec.name or "model",
-        data=str((spec.data.get("data") or {}).get("name", type(data).__name__)),
+        data=str(data_section["name"]) if data_section else type(data).__name__,
         split=split,
         num=count,
         segmenter=type(seg).__name__ if seg is not None else None,

@@ -236,8 +236,12 @@ def load_stats(path: str | os.PathLike[str], key: str) -> FeatureStats | None:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
             if meta.get("semsyn_stats_key") != key:
-                logger.info("statistics %s were made from other data (key %s, now %s): recomputing",
-                            path, meta.get("semsyn_stats_key"), key)
+                logger.info(
+                    "statistics %s were made from other data (key %s, now %s): recomputing",
+                    path,
+                    meta.get("semsyn_stats_key"),
+                    key,
+                )
                 return None
             mu, sigma = fh.get_tensor("mu"), fh.get_tensor("sigma")
     except (SafetensorError, OSError) as exc:
@@ -250,6 +254,8 @@ def save_stats(path: str | os.PathLike[str], stats: FeatureStats, key: str) -> P
     """Write statistics and their key to a safetensors file (atomically)."""
     from semsyn.checkpoint import save_safetensors
 
-    tensors = {"mu": torch.from_numpy(np.ascontiguousarray(stats.mu)),
-               "sigma": torch.from_numpy(np.ascontiguousarray(stats.sigma))}
+    tensors = {
+        "mu": torch.from_numpy(np.ascontiguousarray(stats.mu)),
+        "sigma": torch.from_numpy(np.ascontiguousarray(stats.sigma)),
+    }
     return save_safetensors(tensors, path, metadata={"semsyn_stats_key": key, "count": str(stats.count)})

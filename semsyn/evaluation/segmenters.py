@@ -139,16 +139,22 @@ class SyntheticUNet(nn.Module):
         """Train on scenes of the spec's data (train split) with colour augmentation and flips."""
         from semsyn.data import build_dataset
 
-        dataset = build_dataset(spec, "train", length=self.train_images) if "length" in _params_of(spec) else (
-            build_dataset(spec, "train")
+        # a dataset with a length parameter is drawn to the size wanted; a file dataset is used as it is
+        takes_length = "length" in _params_of(spec)
+        dataset = (
+            build_dataset(spec, "train", length=self.train_images) if takes_length else build_dataset(spec, "train")
         )
         count = min(len(dataset), self.train_images)
         start = time.perf_counter()
         items = [dataset[i] for i in range(count)]
         images = torch.stack([it["image"] for it in items])
         labels = torch.stack([it["label"][0] for it in items])
-        logger.info("synthetic-unet: %d training scenes rendered in %.0f s; training %d steps", count,
-                    time.perf_counter() - start, self.train_steps)
+        logger.info(
+            "synthetic-unet: %d training scenes rendered in %.0f s; training %d steps",
+            count,
+            time.perf_counter() - start,
+            self.train_steps,
+        )
         self.to(device).train()
         opt = torch.optim.AdamW(self.parameters(), lr=3e-3, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(1, self.train_steps))
@@ -164,7 +170,9 @@ class SyntheticUNet(nn.Module):
             loss.backward()
             opt.step()
             sched.step()
-        logger.info("synthetic-unet: trained in %.0f s (last loss %.3f)", time.perf_counter() - start, float(loss.detach()))
+        logger.info(
+            "synthetic-unet: trained in %.0f s (last loss %.3f)", time.perf_counter() - start, float(loss.detach())
+        )
         self.eval()
 
 
@@ -292,7 +300,7 @@ def build_segmenter(
     classes = int(class_map.max()) + 1 if class_map is not None else getattr(module, "num_classes", None)
     if class_map is None and classes is not None and classes != spec.labels.num_classes:
         raise EvaluationError(
-            f"segmenter {getattr(module, '__class__').__name__} predicts {classes} classes but the data has "
+            f"segmenter {module.__class__.__name__} predicts {classes} classes but the data has "
             f"{spec.labels.num_classes}; give it a class_map or use one trained on this data"
         )
     return module
