@@ -172,3 +172,14 @@ def test_fid_through_torch_fidelity_with_stand_in_weights(
         model, None, metrics=["fid"], num=3, batch_size=3, fid_stats=str(stats), inception_weights=str(weights)
     )
     assert report["fid"] > 0 and stats.is_file()
+
+
+def test_segmenter_cache_is_keyed_by_its_effective_parameters(cache: Path) -> None:
+    from semsyn.evaluation.segmenters import SyntheticUNet
+
+    spec = semsyn.load_spec("spade-synthetic")
+    small = SyntheticUNet.for_data(spec, width=4, train_steps=1, train_images=4)
+    assert SyntheticUNet.for_data(spec, width=4, train_steps=1, train_images=4).head.weight.equal(small.head.weight)
+    wider = SyntheticUNet.for_data(spec, width=6, train_steps=1, train_images=4)
+    assert wider.head.weight.shape[1] == 6
+    assert len(list((cache / "segmenters").glob("*.safetensors"))) == 2

@@ -84,12 +84,12 @@ class SyntheticUNet(nn.Module):
 
     class_map: torch.Tensor | None = None
 
-    def __init__(self, *, num_classes: int = 10, width: int = 8, train_steps: int = 600, train_images: int = 2048):
+    def __init__(self, *, num_classes: int = 10, width: int = 16, train_steps: int = 1000, train_images: int = 2048):
         super().__init__()
         self.num_classes = num_classes
         self.train_steps = train_steps
         self.train_images = train_images
-        w = width
+        self.width = w = width
         self.enc = nn.ModuleList([_block(3, w), _block(w, 2 * w), _block(2 * w, 4 * w), _block(4 * w, 4 * w)])
         self.dec = nn.ModuleList([_block(8 * w, 2 * w), _block(4 * w, w), _block(2 * w, w)])
         self.head = nn.Conv2d(w, num_classes, 1)
@@ -123,7 +123,14 @@ class SyntheticUNet(nn.Module):
         model = cls(**params)
         data = dict(spec.data.get("data") or {})
         data.pop("length", None)  # the training scenes are drawn here, whatever the run's dataset length
-        record = {"recipe": 2, "data": data, "image_size": list(spec.image_size), "params": params}
+        # the effective parameters (defaults included), so a changed default never loads stale weights
+        effective = {
+            "num_classes": model.num_classes,
+            "width": model.width,
+            "train_steps": model.train_steps,
+            "train_images": model.train_images,
+        }
+        record = {"recipe": 2, "data": data, "image_size": list(spec.image_size), "params": effective}
         key = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:20]
         path = cache_dir("segmenters") / f"synthetic-unet-{key}.safetensors"
         if path.is_file():
