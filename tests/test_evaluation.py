@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_train_support import quiet_cpu
 
 import semsyn
 from semsyn.evaluation import ConfusionMatrix, frechet_distance
@@ -17,6 +18,13 @@ from semsyn.evaluation.fid import FeatureStats, StatsAccumulator, inception_weig
 # A tiny synthetic SPADE and a segmenter trained for a handful of steps: fast stand-ins, not measurements.
 TINY = {"generator.ngf": 4, "generator.cond_norm_params": {"hidden_channels": 8}}
 SEG = ["--segmenter-param", "train_steps=2", "--segmenter-param", "train_images=8", "--segmenter-param", "width=4"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_no_onednn():
+    # tiny convs: a second thread and oneDNN's per-shape kernel compilation only cost time (test_train_support)
+    with quiet_cpu():
+        yield
 
 
 @pytest.fixture
