@@ -7,7 +7,8 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.semsyn-installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PINS := huggingface_hub==2.4.0 safetensors==0.8.0 timm==1.0.31 pyyaml==6.0.3 pillow==13.0.0 tqdm==4.70.1 \
-        numpy==2.4.6 pytest==9.2.0 ruff==0.17.6 "setuptools>=68"
+        numpy==2.4.6 pytest==9.2.0 ruff==0.17.6 "setuptools>=68" \
+        torch-fidelity==0.4.0 scipy==1.17.1
 
 .PHONY: demo test lint bench clean-venv
 

@@ -14,6 +14,7 @@ from semsyn.errors import (
     CheckpointError,
     ConversionError,
     DatasetError,
+    EvaluationError,
     HubError,
     LabelError,
     PluginError,
@@ -22,6 +23,7 @@ from semsyn.errors import (
     SpecError,
     TrainingError,
 )
+from semsyn.evaluation import evaluate
 from semsyn.factory import create_model, list_components, list_models
 from semsyn.labels import LabelSchema
 from semsyn.model import DiscriminatorOutput, SynthesisModel
@@ -78,4 +80,6 @@ __all__ = [
     "DatasetError",
     "HubError",
     "TrainingError",
+    "EvaluationError",
+    "evaluate",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "DatasetError",
     "HubError",
     "TrainingError",
+    "EvaluationError",
 ]
 
 
@@ -58,3 +59,7 @@ class HubError(SemsynError):
 
 class TrainingError(SemsynError):
     """Training cannot go on (a non-finite loss, a run folder that cannot be resumed)."""
+
+
+class EvaluationError(SemsynError):
+    """An evaluation cannot run (missing FID weights or extra, a segmenter that does not fit the data)."""

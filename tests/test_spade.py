@@ -75,7 +75,7 @@ def test_synthetic_config_loads_with_its_data_and_train_sections():
     if "synthetic" not in semsyn.DATASETS:
         pytest.skip("the synthetic dataset is not registered yet")
     spec = semsyn.load_spec("spade-synthetic")
-    assert spec.data["data"]["name"] == "synthetic" and spec.train_config().steps == 200
+    assert spec.data["data"]["name"] == "synthetic" and spec.train_config().steps == 1200
 
 
 # -- generator ---------------------------------------------------------------------------------------------

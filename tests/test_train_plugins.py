@@ -49,7 +49,7 @@ def test_plugin_cond_norm_trains_inside_the_builtin_spade_generator(tmp_path: Pa
     _dist(site, "semsyn-clade", "semsyn_clade", "clade")
     spec = tmp_path / "clade.yaml"
     spec.write_text(
-        "base: spade-synthetic\nname: spade-clade\ngenerator: {ngf: 4, cond_norm: clade}\n"
+        "base: spade-synthetic\nname: spade-clade\ngenerator: {ngf: 4, cond_norm: clade, cond_norm_params: null}\n"
         "discriminator: {ndf: 8, num_d: 1}\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "OMP_NUM_THREADS": "1"}

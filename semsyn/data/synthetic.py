@@ -26,7 +26,17 @@ from semsyn.errors import DatasetError
 from semsyn.labels import LabelSchema, register_naming
 from semsyn.registry import DATASETS
 
-__all__ = ["CLASS_NAMES", "NUM_CLASSES", "PALETTE", "SCHEMA", "SyntheticScenes", "render_sample"]
+__all__ = [
+    "CLASS_NAMES",
+    "NUM_CLASSES",
+    "PALETTE",
+    "SCHEMA",
+    "SyntheticScenes",
+    "render_sample",
+    "HARD_CLASS_NAMES",
+    "HARD_PALETTE",
+    "SyntheticHardScenes",
+]
 
 CLASS_NAMES: tuple[str, ...] = ("sky", "cloud", "mountain", "water", "grass", "tree", "rock", "sand", "road", "snow")
 NUM_CLASSES = len(CLASS_NAMES)
@@ -346,3 +356,91 @@ class SyntheticScenes(Dataset):
             f"SyntheticScenes(split={self.split!r}, length={self.length}, image_size={self.image_size}, "
             f"seed={self.seed})"
         )
+
+
+# -- the harder variant ----------------------------------------------------------------------------
+HARD_CLASS_NAMES: tuple[str, ...] = tuple(f"{n}{s}" for n in CLASS_NAMES for s in ("", "-patterned"))
+HARD_NUM_CLASSES = len(HARD_CLASS_NAMES)
+# Display colours only: a patterned class is drawn darker in colourised label maps. In the images both
+# classes of a pair have the same colour distribution; only the texture tells them apart.
+HARD_PALETTE: tuple[tuple[int, int, int], ...] = tuple(
+    c for base in PALETTE for c in (base, tuple(int(v * 0.6) for v in base))
+)
+HARD_SCHEMA = LabelSchema(num_classes=HARD_NUM_CLASSES, dontcare=False, instance_edges=True, names="synthetic-hard")
+# Per base class: orientation (radians) and period (pixels at 64 px height) of its "patterned" stripes.
+_PATTERN_ANGLE = np.linspace(0.0, np.pi, NUM_CLASSES, endpoint=False).astype(np.float32)
+_PATTERN_PERIOD = np.array([6.0, 5.0, 4.0, 7.0, 3.5, 4.5, 3.0, 5.5, 6.5, 4.0], dtype=np.float32)
+
+
+def render_hard_sample(
+    rng: np.random.Generator, image_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A `synthetic` scene whose regions (each stuff class, each blob) are plain or patterned at random.
+
+    Patterned regions carry stripes of their class's own orientation and period on top of the usual
+    texture, at the same mean colour: 20 classes that colour alone cannot separate.
+    """
+    image, label, instance = render_sample(rng, image_size)
+    patterned_ids = rng.random(int(instance.max()) + 1) < 0.5
+    patterned = patterned_ids[instance]
+    height, width = label.shape
+    ys = np.arange(height, dtype=np.float32)[:, None] * (64.0 / height)
+    xs = np.arange(width, dtype=np.float32)[None, :] * (64.0 / height)
+    angle, period = _PATTERN_ANGLE[label], _PATTERN_PERIOD[label]
+    phase = rng.uniform(0, 2 * np.pi)
+    stripes = np.sin(2 * np.pi * (xs * np.cos(angle) + ys * np.sin(angle)) / period + phase).astype(np.float32)
+    image = np.clip(image + (0.22 * stripes * patterned)[None], -1.0, 1.0)
+    return image, (label * 2 + patterned).astype(np.uint8), instance
+
+
+@DATASETS.register("synthetic-hard", test_params={"length": 4})
+class SyntheticHardScenes(SyntheticScenes):
+    """The synthetic scenes with every class split in two by texture: 20 classes (`HARD_CLASS_NAMES`).
+
+    Class 2k is base class k as in `synthetic`, class 2k + 1 the same region patterned with stripes; both
+    share their colours, so a segmenter (and a generator) must get texture right to keep them apart.
+    A matching spec says ``labels: {num_classes: 20, dontcare: false, instance_edges: true}``. Samples are
+    drawn from their own stream, so no scene of `synthetic` reappears here.
+
+    Args:
+        labels: the spec's label schema (injected); must have exactly 20 classes.
+        image_size: (H, W) of the samples (injected).
+        split: "train" or "val".
+        length: number of samples.
+        seed: selects the scenes.
+    """
+
+    def __init__(
+        self,
+        *,
+        labels: LabelSchema = HARD_SCHEMA,
+        image_size: tuple[int, int] = (64, 64),
+        split: Literal["train", "val"] = "train",
+        length: int = 10000,
+        seed: int = 0,
+    ) -> None:
+        if labels.num_classes != HARD_NUM_CLASSES:
+            raise DatasetError(
+                f"the synthetic-hard dataset has {HARD_NUM_CLASSES} classes but the spec's labels have num_classes "
+                f"{labels.num_classes}; use labels: {{num_classes: 20, dontcare: false, instance_edges: true}}"
+            )
+        super().__init__(labels=SCHEMA, image_size=image_size, split=split, length=length, seed=seed)
+        self.labels = labels
+
+    def rng(self, index: int) -> np.random.Generator:
+        spawn_key = (2,) if self.split == "train" else (3,)
+        return np.random.default_rng(np.random.SeedSequence([self.seed, index], spawn_key=spawn_key))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} synthetic-hard samples")
+        image, label, instance = render_hard_sample(self.rng(index), self.image_size)
+        return {
+            "image": torch.from_numpy(image),
+            "label": torch.from_numpy(label.astype(np.int64)).unsqueeze(0),
+            "instance": torch.from_numpy(instance.astype(np.int64)).unsqueeze(0),
+            "path": f"synthetic-hard:{self.split}/{self.seed}/{index}",
+        }
+
+    def __repr__(self) -> str:
+        return f"SyntheticHardScenes(split={self.split!r}, length={self.length}, image_size={self.image_size})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["TrainConfig"]
 
@@ -43,6 +43,14 @@ class TrainConfig:
             (the official order) or "reuse" the generator phase's (one generator forward less per step).
         sample_images: label maps (the dataset's first items) shown in each sample grid.
         device: "cpu", "cuda", "cuda:1", ...; None = this process's GPU when there is one, else the CPU.
+        eval_every: steps between evaluations (`semsyn.evaluate` on the val split of `data:`, with the
+            EMA generator when there is one; the numbers go to metrics.jsonl and TensorBoard); 0 disables.
+        eval_num: val images per evaluation.
+        eval_metrics: metric names; None: mIoU and the segmenter-feature distance (plus FID when its
+            weights are installed), as `semsyn-eval` chooses.
+        eval_segmenter: a registered segmenter; None: the data's default (synthetic-unet for synthetic data).
+        eval_segmenter_params: its constructor arguments (e.g. {weights: seg.pth} for torchvision-segmentation).
+        eval_batch_size: images per evaluation forward pass.
     """
 
     steps: int = 1000
@@ -68,3 +76,9 @@ class TrainConfig:
     d_fake: Literal["regenerate", "reuse"] = "regenerate"
     sample_images: int = 4
     device: str | None = None
+    eval_every: int = 0
+    eval_num: int = 64
+    eval_metrics: list[str] | None = None
+    eval_segmenter: str | None = None
+    eval_segmenter_params: dict[str, Any] | None = None
+    eval_batch_size: int = 16

@@ -271,32 +271,107 @@ def _colorize(label: torch.Tensor, trainer: Trainer) -> torch.Tensor:
 
 
 class EvalHook(Hook):
-    """Evaluation slot: calls `evaluate(trainer) -> {metric: value}` every `every` steps and logs the result.
+    """Evaluation every `train.eval_every` steps and at the end: `semsyn.evaluate` on the val split of `data:`.
 
-    A placeholder for now: the default trainer installs it without an `evaluate` function, so it does
-    nothing. The FID / mIoU metrics of `semsyn.evaluation` are meant to plug in here.
+    The model is the one a run would publish (the EMA generator when there is one), evaluated in eval mode
+    on `train.eval_num` val images with the metrics, segmenter and batch size of the `train.eval_*` fields;
+    the training state (modes, RNGs) is left as it was. Each result is a line of `metrics.jsonl`
+    (`{"step": N, "eval/miou": ...}`), an info log line and TensorBoard scalars.
+
+    Args:
+        every: steps between evaluations; None: `train.eval_every` of the trainer's spec (0 disables).
+        evaluate: `evaluate(trainer) -> {metric: value}` to call instead of `semsyn.evaluate` (tests, custom
+            metrics).
+        path: the JSONL file; None: the run's metrics.jsonl.
     """
 
     name = "eval"
 
     def __init__(
         self,
-        every: int = 0,
+        every: int | None = None,
         evaluate: Callable[[Trainer], Mapping[str, float]] | None = None,
         path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.every = every
         self.evaluate = evaluate
         self.path = Path(path) if path is not None else None
+        self._segmenter: Any = None
+        self._last: int | None = None
+
+    def before_train(self, trainer: Trainer) -> None:
+        if self.every is None:
+            self.every = trainer.config.eval_every
+        if self.path is None:
+            self.path = trainer.run_dir / "metrics.jsonl"
+        if self.evaluate is None and self.every > 0:
+            self.evaluate = self._default_evaluate
+
+    def _default_evaluate(self, trainer: Trainer) -> Mapping[str, float]:
+        import random
+
+        import numpy as np
+
+        from semsyn.evaluation import evaluate
+        from semsyn.evaluation.segmenters import build_segmenter
+
+        cfg = trainer.config
+        device = trainer.dist.device
+        wants_segmenter = cfg.eval_metrics is None or any(m != "fid" for m in cfg.eval_metrics)
+        if self._segmenter is None and wants_segmenter:  # trained or loaded once per run, not per evaluation
+            self._segmenter = build_segmenter(
+                cfg.eval_segmenter, trainer.spec, device=device, **(cfg.eval_segmenter_params or {})
+            )
+        states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+        try:
+            report = evaluate(
+                trainer.final_model(),
+                None,
+                metrics=cfg.eval_metrics,
+                segmenter=self._segmenter,
+                num=cfg.eval_num,
+                batch_size=cfg.eval_batch_size,
+                device=device,
+                seed=cfg.seed,
+            )
+        finally:
+            torch.set_rng_state(states[0])
+            np.random.set_state(states[1])
+            random.setstate(states[2])
+        return report.metrics
 
     def after_step(self, trainer: Trainer, logs: Mapping[str, float]) -> None:
-        if self.evaluate is None or self.every <= 0 or trainer.step % self.every:
-            return
-        results = {k: float(v) for k, v in self.evaluate(trainer).items()}
-        logger.info("step %d eval | %s", trainer.step, _format_logs(results))
+        if self.evaluate is not None and self.every and self.every > 0 and trainer.step % self.every == 0:
+            self.run(trainer)
+
+    def after_train(self, trainer: Trainer) -> None:
+        done = trainer.finished and self._last != trainer.step
+        if self.evaluate is not None and self.every and self.every > 0 and done:
+            self.run(trainer)
+
+    def run(self, trainer: Trainer) -> dict[str, float]:
+        """Evaluate now and log the numbers; returns them (keys prefixed "eval/")."""
+        if self.evaluate is None:
+            return {}
+        start = time.perf_counter()
+        results = {f"eval/{k}": float(v) for k, v in self.evaluate(trainer).items()}
+        self._last = trainer.step
+        logger.info("step %d eval (%.0f s) | %s", trainer.step, time.perf_counter() - start, _format_logs(results))
         if self.path is not None:
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"step": trainer.step, **results}) + "\n")
+        for hook in trainer.hooks:
+            writer = getattr(hook, "_writer", None) if isinstance(hook, TensorBoardHook) else None
+            if writer is not None:
+                for key, value in results.items():
+                    writer.add_scalar(key, value, trainer.step)
+        return results
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last": self._last}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._last = state.get("last")
 
 
 class CheckpointHook(Hook):
