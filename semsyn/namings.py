@@ -15,7 +15,7 @@ code reads it (see `semsyn/data/*.py` for each dataset's numbering):
   scene-parsing benchmark's `color150` palette. The official schema has `num_classes: 150` plus dontcare, so
   "flag" (150) sits on the dontcare channel: the table holds 151 entries and `LabelSchema` gives the first
   150 as `class_names` and the last as the dontcare channel's name.
-* ``synthetic``: the built-in procedural scenes (`semsyn.data.synthetic`, which registers the same table).
+* ``synthetic``: the built-in procedural scenes (`semsyn.data.synthetic` takes its names and mean colours from here).
 
 Colours are not always unique in the official tables (Cityscapes ids 0-4 are all black, pole and polegroup
 share a grey, car and license plate a blue; ADE20K's road and skyscraper share (140, 140, 140)); decoding a
@@ -158,7 +158,7 @@ ADE20K: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("flag", (92, 0, 255)),
 )  # fmt: skip
 
-# semsyn.data.synthetic's classes and mean colours (that module registers the same table on import).
+# semsyn.data.synthetic's classes and mean colours (that module renders its scenes from this table).
 SYNTHETIC: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("sky", (110, 170, 230)),
     ("cloud", (215, 220, 232)),

@@ -54,13 +54,6 @@ def test_ade20k_is_unshifted_with_flag_on_the_dontcare_channel() -> None:
     assert len(ADE20K.channel_colors) == ADE20K.one_hot_channels == 151
 
 
-def test_synthetic_table_matches_the_dataset_module() -> None:
-    from semsyn.data.synthetic import CLASS_NAMES, PALETTE
-    from semsyn.namings import BUILTIN_NAMINGS
-
-    assert BUILTIN_NAMINGS["synthetic"] == (CLASS_NAMES, PALETTE)
-
-
 def test_every_hub_config_names_a_shipped_naming_that_fits_its_schema() -> None:
     from semsyn.factory import list_models
     from semsyn.spec import load_spec

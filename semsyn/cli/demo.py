@@ -73,7 +73,7 @@ def _grid(model, count: int) -> torch.Tensor:  # noqa: ANN001
     dataset = build_dataset(model.spec, "val")
     batch = collate([dataset[i] for i in range(count)])
     fake = model.synthesize(batch["label"], batch.get("instance"), seed=0)
-    colour = colorize(batch["label"], model.labels.num_classes, model.labels.palette).float() / 127.5 - 1
+    colour = colorize(batch["label"], model.labels.num_classes, model.labels.colors).float() / 127.5 - 1
     rows = torch.stack([colour, fake.cpu(), batch["image"]], dim=1)
     return rows.flatten(0, 1)
 

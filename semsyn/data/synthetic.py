@@ -23,7 +23,8 @@ import torch
 from torch.utils.data import Dataset
 
 from semsyn.errors import DatasetError
-from semsyn.labels import LabelSchema, register_naming
+from semsyn.labels import LabelSchema
+from semsyn.namings import SYNTHETIC
 from semsyn.registry import DATASETS
 
 __all__ = [
@@ -38,25 +39,13 @@ __all__ = [
     "SyntheticHardScenes",
 ]
 
-CLASS_NAMES: tuple[str, ...] = ("sky", "cloud", "mountain", "water", "grass", "tree", "rock", "sand", "road", "snow")
+CLASS_NAMES: tuple[str, ...] = tuple(name for name, _ in SYNTHETIC)
 NUM_CLASSES = len(CLASS_NAMES)
 SKY, CLOUD, MOUNTAIN, WATER, GRASS, TREE, ROCK, SAND, ROAD, SNOW = range(NUM_CLASSES)
 SCHEMA = LabelSchema(num_classes=NUM_CLASSES, dontcare=False, instance_edges=True, names="synthetic")
 
 # The classes' mean colours: the renderer's base colours and the palette of colourised label maps.
-PALETTE: tuple[tuple[int, int, int], ...] = (
-    (110, 170, 230),  # sky
-    (215, 220, 232),  # cloud
-    (112, 100, 122),  # mountain
-    (35, 85, 150),  # water
-    (95, 160, 55),  # grass
-    (30, 85, 35),  # tree
-    (128, 122, 110),  # rock
-    (215, 195, 140),  # sand
-    (66, 66, 72),  # road
-    (246, 248, 255),  # snow
-)
-register_naming("synthetic", CLASS_NAMES, PALETTE)
+PALETTE: tuple[tuple[int, int, int], ...] = tuple(colour for _, colour in SYNTHETIC)
 _BASE = np.asarray(PALETTE, dtype=np.float32) / 255.0
 # Per-class texture amplitudes: white noise, coarse value noise, gradient away from the horizon,
 # horizontal ripples, chroma noise. Scaled per sample by factors in [0.6, 1.4].

@@ -267,7 +267,7 @@ class SampleHook(Hook):
 def _colorize(label: torch.Tensor, trainer: Trainer) -> torch.Tensor:
     """A (1, H, W) label map as a (3, H, W) image in [-1, 1], in the schema's palette (or the default one)."""
     schema = trainer.spec.labels
-    return colorize(label.cpu(), schema.num_classes, schema.palette).float() / 127.5 - 1
+    return colorize(label.cpu(), schema.num_classes, schema.colors).float() / 127.5 - 1
 
 
 class EvalHook(Hook):
