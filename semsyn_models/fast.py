@@ -1,0 +1,151 @@
+"""Eval-only shortcuts of the shared blocks: cached spectral-norm weights and SPADE's folded modulation.
+
+Both run only when `semsyn.inference.fast_path_active` says so (eval mode, autograd off, no
+`reference_path`), so training and any forward that needs gradients take the plain code. Each keeps what it
+precomputes with a key made of the storages and version counters of the tensors it came from: an optimizer
+step, `load_state_dict`, `.to()` or any in-place edit changes the key, and the next call recomputes.
+
+* Spectral norm: in eval, torch recomputes `weight_orig / sigma` (sigma from the stored u, v) on every call;
+  here it is computed the same way, by the same function, once.
+* SPADE residual block: the three cond-norms of a block read the same resized label map, so their
+  `mlp_shared` convs run as one conv (outputs concatenated); each norm's `mlp_gamma` and `mlp_beta` run as
+  one conv; `x_hat * (1 + gamma) + beta` is one `addcmul`, and with batch-norm running statistics
+  (x_hat = a x + b per channel) a and b are folded into the gamma/beta weights, so the normalisation costs
+  nothing. Exact in real arithmetic; in float32 it differs from the plain path by rounding only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.spectral_norm import SpectralNorm
+
+from semsyn.inference import fast_path_active
+
+__all__ = ["CachedSpectralNorm", "cache_spectral_norm", "spade_block_eval", "tensors_key"]
+
+
+def tensors_key(tensors: list[torch.Tensor | None]) -> tuple[Any, ...]:
+    """Identity and version of tensors: changes when any is replaced, moved, cast or edited in place."""
+    return tuple(None if t is None else (t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+
+
+class CachedSpectralNorm(SpectralNorm):
+    """torch's SpectralNorm hook whose eval weight (`weight_orig / sigma`, stored u and v) is computed once.
+
+    In train mode, or with autograd on, it is torch's hook unchanged (power iteration, live parameters).
+    """
+
+    def __call__(self, module: nn.Module, inputs: Any) -> None:
+        if not fast_path_active(module):
+            self._cached = None
+            return super().__call__(module, inputs)
+        name = self.name
+        key = tensors_key([getattr(module, f"{name}_{s}") for s in ("orig", "u", "v")])
+        cached = getattr(self, "_cached", None)
+        if cached is None or cached[0] != key:
+            # A plain tensor even under inference_mode, so a later no_grad forward may use it too.
+            with torch.inference_mode(False), torch.no_grad():
+                cached = (key, self.compute_weight(module, do_power_iteration=False))
+            self._cached = cached
+        setattr(module, name, cached[1])
+        return None
+
+
+def cache_spectral_norm(module: nn.Module) -> nn.Module:
+    """Turn the spectral-norm hooks of `module` (not its children) into `CachedSpectralNorm`; returns module."""
+    for hook in module._forward_pre_hooks.values():
+        if type(hook) is SpectralNorm:
+            hook.__class__ = CachedSpectralNorm
+    return module
+
+
+# -- SPADE residual block --------------------------------------------------------------------------------
+
+
+def _bn_affine(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(a, b) with norm(x) = a x + b per channel, for a parameter-free batch norm in eval; else None."""
+    if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.training or norm.running_var is None:
+        return None
+    if norm.affine:
+        return None
+    a = (norm.running_var.double() + norm.eps).rsqrt()
+    return a, -norm.running_mean.double() * a
+
+
+def _norm_plan(spade: nn.Module) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """One conv for gamma and beta of a SPADE: (weight, bias, folded); the output's halves are G and B.
+
+    out = x_hat * (1 + gamma) + beta = x_hat * G + B. With x_hat = a x + b folded: out = x * G' + B' where
+    G' = a (1 + gamma) and B' = b (1 + gamma) + beta, both linear in the hidden map, so convs too.
+    """
+    wg, bg = spade.mlp_gamma.weight.double(), spade.mlp_gamma.bias.double() + 1.0
+    wb, bb = spade.mlp_beta.weight.double(), spade.mlp_beta.bias.double()
+    affine = _bn_affine(spade.param_free_norm)
+    if affine is not None:
+        a, b = affine
+        wg, bg, wb, bb = wg * a[:, None, None, None], bg * a, wg * b[:, None, None, None] + wb, bg * b + bb
+    dtype = spade.mlp_gamma.weight.dtype
+    return torch.cat([wg, wb]).to(dtype), torch.cat([bg, bb]).to(dtype), affine is not None
+
+
+def _block_norms(block: nn.Module) -> list[nn.Module]:
+    return [block.norm_0, block.norm_1] + ([block.norm_s] if block.learned_shortcut else [])
+
+
+def _block_plan(block: nn.Module) -> dict[str, Any]:
+    norms = _block_norms(block)
+    tensors = [t for n in norms for t in (*n.parameters(), *n.buffers())]
+    key = tensors_key(tensors) + tuple(n.param_free_norm.training for n in norms)
+    plan = getattr(block, "_eval_plan", None)
+    if plan is not None and plan["key"] == key:
+        return plan
+    with torch.inference_mode(False), torch.no_grad():
+        shared = [n.mlp_shared[0] for n in norms]
+        plan = {
+            "key": key,
+            "shared_weight": torch.cat([c.weight for c in shared]),
+            "shared_bias": torch.cat([c.bias for c in shared]),
+            "shared_pad": shared[0].padding,
+            "hidden": [c.out_channels for c in shared],
+            "norms": [_norm_plan(n) for n in norms],
+            "pad": [n.mlp_gamma.padding for n in norms],
+        }
+    block._eval_plan = plan
+    return plan
+
+
+def spade_block_supported(block: nn.Module) -> bool:
+    """Whether a SPADEResnetBlock's norms are all plain `SPADE` with equal mlp_shared geometry (one conv)."""
+    from semsyn_models.layers import SPADE
+
+    norms = _block_norms(block)
+    if any(type(n) is not SPADE or not isinstance(n.mlp_shared[1], nn.ReLU) for n in norms):
+        return False
+    geometry = {(n.mlp_shared[0].kernel_size, n.mlp_shared[0].padding, n.mlp_shared[0].bias is not None) for n in norms}
+    return len(geometry) == 1 and next(iter(geometry))[2]
+
+
+def spade_block_eval(block: nn.Module, x: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
+    """SPADEResnetBlock.forward in eval without autograd, the work of its three SPADEs shared and folded."""
+    from semsyn_models.layers import resize_nearest
+
+    plan = _block_plan(block)
+    seg = resize_nearest(semantics, x.shape[-2:])
+    actv = F.conv2d(seg, plan["shared_weight"], plan["shared_bias"], padding=plan["shared_pad"]).relu_()
+    hiddens = actv.split(plan["hidden"], dim=1)
+    norms = _block_norms(block)
+
+    def modulate(i: int, t: torch.Tensor) -> torch.Tensor:
+        weight, bias, folded = plan["norms"][i]
+        gb = F.conv2d(hiddens[i], weight, bias, padding=plan["pad"][i])
+        g, b = gb.chunk(2, dim=1)
+        return torch.addcmul(b, t if folded else norms[i].param_free_norm(t), g)
+
+    shortcut = block.conv_s(modulate(2, x)) if block.learned_shortcut else x
+    dx = block.conv_0(F.leaky_relu(modulate(0, x), 0.2, inplace=True))
+    dx = block.conv_1(F.leaky_relu(modulate(1, dx), 0.2, inplace=True))
+    return shortcut + dx
