@@ -11,11 +11,13 @@ step, `load_state_dict`, `.to()` or any in-place edit changes the key, and the n
   `mlp_shared` convs run as one conv (outputs concatenated); each norm's `mlp_gamma` and `mlp_beta` run as
   one conv; `x_hat * (1 + gamma) + beta` is one `addcmul`, and with batch-norm running statistics
   (x_hat = a x + b per channel) a and b are folded into the gamma/beta weights, so the normalisation costs
-  nothing. Exact in real arithmetic; in float32 it differs from the plain path by rounding only.
+  nothing. Activations and weights are channels-last (oneDNN's fast layout on CPU). Exact in real
+  arithmetic; in float32 it differs from the plain path by rounding only.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -25,12 +27,23 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 
 from semsyn.inference import fast_path_active
 
-__all__ = ["CachedSpectralNorm", "cache_spectral_norm", "spade_block_eval", "tensors_key"]
+__all__ = ["CachedSpectralNorm", "cache_spectral_norm", "spade_block_eval", "TensorsKey"]
 
 
-def tensors_key(tensors: list[torch.Tensor | None]) -> tuple[Any, ...]:
-    """Identity and version of tensors: changes when any is replaced, moved, cast or edited in place."""
-    return tuple(None if t is None else (t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+class TensorsKey:
+    """Which tensors, at which versions: stale once any is replaced, moved, cast or edited in place.
+
+    Holds weak references, so a replaced tensor is neither kept alive nor mistaken for a new one at its address.
+    """
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        self.refs = [(weakref.ref(t), t._version) for t in tensors]
+
+    def matches(self, tensors: list[torch.Tensor]) -> bool:
+        """Whether `tensors` are the same objects, none edited since."""
+        return len(tensors) == len(self.refs) and all(
+            ref() is t and version == t._version for (ref, version), t in zip(self.refs, tensors, strict=True)
+        )
 
 
 class CachedSpectralNorm(SpectralNorm):
@@ -44,12 +57,12 @@ class CachedSpectralNorm(SpectralNorm):
             self._cached = None
             return super().__call__(module, inputs)
         name = self.name
-        key = tensors_key([getattr(module, f"{name}_{s}") for s in ("orig", "u", "v")])
+        sources = [getattr(module, f"{name}_{s}") for s in ("orig", "u", "v")]
         cached = getattr(self, "_cached", None)
-        if cached is None or cached[0] != key:
+        if cached is None or not cached[0].matches(sources):
             # A plain tensor even under inference_mode, so a later no_grad forward may use it too.
             with torch.inference_mode(False), torch.no_grad():
-                cached = (key, self.compute_weight(module, do_power_iteration=False))
+                cached = (TensorsKey(sources), self.compute_weight(module, do_power_iteration=False))
             self._cached = cached
         setattr(module, name, cached[1])
         return None
@@ -99,23 +112,41 @@ def _block_norms(block: nn.Module) -> list[nn.Module]:
 def _block_plan(block: nn.Module) -> dict[str, Any]:
     norms = _block_norms(block)
     tensors = [t for n in norms for t in (*n.parameters(), *n.buffers())]
-    key = tensors_key(tensors) + tuple(n.param_free_norm.training for n in norms)
     plan = getattr(block, "_eval_plan", None)
-    if plan is not None and plan["key"] == key:
+    if plan is not None and plan["key"].matches(tensors):
         return plan
     with torch.inference_mode(False), torch.no_grad():
         shared = [n.mlp_shared[0] for n in norms]
         plan = {
-            "key": key,
-            "shared_weight": torch.cat([c.weight for c in shared]),
+            "key": TensorsKey(tensors),
+            "shared_weight": _cl(torch.cat([c.weight for c in shared])),
             "shared_bias": torch.cat([c.bias for c in shared]),
             "shared_pad": shared[0].padding,
             "hidden": [c.out_channels for c in shared],
-            "norms": [_norm_plan(n) for n in norms],
+            "norms": [(_cl(w), b, folded) for w, b, folded in map(_norm_plan, norms)],
             "pad": [n.mlp_gamma.padding for n in norms],
         }
     block._eval_plan = plan
     return plan
+
+
+def _cl(weight: torch.Tensor) -> torch.Tensor:
+    return weight.contiguous(memory_format=torch.channels_last)
+
+
+def _conv_eval(block: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
+    """Conv `name` of the block with its eval weight (spectral norm's, cached) kept channels-last, as x is."""
+    conv = getattr(block, name)
+    sources = [getattr(conv, "weight_orig", None), getattr(conv, "weight_u", None), getattr(conv, "weight_v", None)]
+    sources = [t for t in sources if t is not None] or [conv.weight]
+    weights = block.__dict__.setdefault("_eval_weights", {})
+    cached = weights.get(name)
+    if cached is None or not cached[0].matches(sources):
+        for hook in conv._forward_pre_hooks.values():  # spectral norm's (only): sets conv.weight
+            hook(conv, (x,))
+        with torch.inference_mode(False), torch.no_grad():
+            cached = weights[name] = (TensorsKey(sources), _cl(conv.weight))
+    return F.conv2d(x, cached[1], conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 def spade_block_supported(block: nn.Module) -> bool:
@@ -125,6 +156,12 @@ def spade_block_supported(block: nn.Module) -> bool:
     norms = _block_norms(block)
     if any(type(n) is not SPADE or not isinstance(n.mlp_shared[1], nn.ReLU) for n in norms):
         return False
+    convs = [block.conv_0, block.conv_1] + ([block.conv_s] if block.learned_shortcut else [])
+    for conv in convs:  # plain convs whose only hooks are spectral norm's
+        if type(conv) is not nn.Conv2d or conv.padding_mode != "zeros" or conv._forward_hooks:
+            return False
+        if any(not isinstance(h, SpectralNorm) for h in conv._forward_pre_hooks.values()):
+            return False
     geometry = {(n.mlp_shared[0].kernel_size, n.mlp_shared[0].padding, n.mlp_shared[0].bias is not None) for n in norms}
     return len(geometry) == 1 and next(iter(geometry))[2]
 
@@ -134,7 +171,9 @@ def spade_block_eval(block: nn.Module, x: torch.Tensor, semantics: torch.Tensor)
     from semsyn_models.layers import resize_nearest
 
     plan = _block_plan(block)
-    seg = resize_nearest(semantics, x.shape[-2:])
+    # channels-last activations and weights: oneDNN's fast layout on CPU (measured, docs/performance.md).
+    x = x.contiguous(memory_format=torch.channels_last)
+    seg = resize_nearest(semantics, x.shape[-2:]).contiguous(memory_format=torch.channels_last)
     actv = F.conv2d(seg, plan["shared_weight"], plan["shared_bias"], padding=plan["shared_pad"]).relu_()
     hiddens = actv.split(plan["hidden"], dim=1)
     norms = _block_norms(block)
@@ -145,7 +184,7 @@ def spade_block_eval(block: nn.Module, x: torch.Tensor, semantics: torch.Tensor)
         g, b = gb.chunk(2, dim=1)
         return torch.addcmul(b, t if folded else norms[i].param_free_norm(t), g)
 
-    shortcut = block.conv_s(modulate(2, x)) if block.learned_shortcut else x
-    dx = block.conv_0(F.leaky_relu(modulate(0, x), 0.2, inplace=True))
-    dx = block.conv_1(F.leaky_relu(modulate(1, dx), 0.2, inplace=True))
+    shortcut = _conv_eval(block, "conv_s", modulate(2, x)) if block.learned_shortcut else x
+    dx = _conv_eval(block, "conv_0", F.leaky_relu(modulate(0, x), 0.2, inplace=True))
+    dx = _conv_eval(block, "conv_1", F.leaky_relu(modulate(1, dx), 0.2, inplace=True))
     return shortcut + dx
