@@ -11,8 +11,8 @@ step, `load_state_dict`, `.to()` or any in-place edit changes the key, and the n
   `mlp_shared` convs run as one conv (outputs concatenated); each norm's `mlp_gamma` and `mlp_beta` run as
   one conv; `x_hat * (1 + gamma) + beta` is one `addcmul`, and with batch-norm running statistics
   (x_hat = a x + b per channel) a and b are folded into the gamma/beta weights, so the normalisation costs
-  nothing. Activations and weights are channels-last (oneDNN's fast layout on CPU). Exact in real
-  arithmetic; in float32 it differs from the plain path by rounding only.
+  nothing. Exact in real arithmetic; in float32 it differs from the plain path by rounding only (measured
+  <= 1e-5 on a calibrated image, about what batch 2 instead of 1 changes in the plain path).
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 from semsyn.inference import fast_path_active
+
+# Channels-last eval for SPADE blocks: off, measured no faster once the modulation is fused, and its other
+# reduction order moves a calibrated image by 1.2e-5-1.4e-5 (over the 1e-5 budget). docs/performance.md.
+CHANNELS_LAST = False
 
 __all__ = ["CachedSpectralNorm", "cache_spectral_norm", "spade_block_eval", "TensorsKey"]
 
@@ -130,12 +134,12 @@ def _block_plan(block: nn.Module) -> dict[str, Any]:
     return plan
 
 
-def _cl(weight: torch.Tensor) -> torch.Tensor:
-    return weight.contiguous(memory_format=torch.channels_last)
+def _cl(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=torch.channels_last) if CHANNELS_LAST else t
 
 
 def _conv_eval(block: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
-    """Conv `name` of the block with its eval weight (spectral norm's, cached) kept channels-last, as x is."""
+    """Conv `name` of the block with its eval weight (spectral norm's, cached; channels-last with CHANNELS_LAST)."""
     conv = getattr(block, name)
     sources = [getattr(conv, "weight_orig", None), getattr(conv, "weight_u", None), getattr(conv, "weight_v", None)]
     sources = [t for t in sources if t is not None] or [conv.weight]
@@ -171,9 +175,8 @@ def spade_block_eval(block: nn.Module, x: torch.Tensor, semantics: torch.Tensor)
     from semsyn_models.layers import resize_nearest
 
     plan = _block_plan(block)
-    # channels-last activations and weights: oneDNN's fast layout on CPU (measured, docs/performance.md).
-    x = x.contiguous(memory_format=torch.channels_last)
-    seg = resize_nearest(semantics, x.shape[-2:]).contiguous(memory_format=torch.channels_last)
+    x = _cl(x)
+    seg = _cl(resize_nearest(semantics, x.shape[-2:]))
     actv = F.conv2d(seg, plan["shared_weight"], plan["shared_bias"], padding=plan["shared_pad"]).relu_()
     hiddens = actv.split(plan["hidden"], dim=1)
     norms = _block_norms(block)
