@@ -9,10 +9,10 @@ step, `load_state_dict`, `.to()` or any in-place edit changes the key, and the n
   here it is computed the same way, by the same function, once.
 * SPADE residual block: the three cond-norms of a block read the same resized label map, so their
   `mlp_shared` convs run as one conv (outputs concatenated); each norm's `mlp_gamma` and `mlp_beta` run as
-  one conv; `x_hat * (1 + gamma) + beta` is one `addcmul`, and with batch-norm running statistics
-  (x_hat = a x + b per channel) a and b are folded into the gamma/beta weights, so the normalisation costs
-  nothing. Exact in real arithmetic; in float32 it differs from the plain path by rounding only (measured
-  <= 1e-5 on a calibrated image, about what batch 2 instead of 1 changes in the plain path).
+  one conv; `x_hat * (1 + gamma) + beta` is one `addcmul`; with FOLD_BATCH_NORM, batch-norm running
+  statistics (x_hat = a x + b per channel) are folded into the gamma/beta weights. Exact in real arithmetic;
+  in float32 it differs from the plain path by rounding only (measured <= 1e-5 on a calibrated image, about
+  what batch 2 instead of 1 changes in the plain path).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from semsyn.inference import fast_path_active
 # Channels-last eval for SPADE blocks: off, measured no faster once the modulation is fused, and its other
 # reduction order moves a calibrated image by 1.2e-5-1.4e-5 (over the 1e-5 budget). docs/performance.md.
 CHANNELS_LAST = False
+# Folding batch-norm running statistics into the gamma/beta conv: off, measured no faster (1.34x against 1.33x
+# at 256 px, within noise) while its rounding grows with |mean| / std. docs/performance.md.
+FOLD_BATCH_NORM = False
 
 __all__ = ["CachedSpectralNorm", "cache_spectral_norm", "spade_block_eval", "TensorsKey"]
 
@@ -85,7 +88,9 @@ def cache_spectral_norm(module: nn.Module) -> nn.Module:
 
 def _bn_affine(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(a, b) with norm(x) = a x + b per channel, for a parameter-free batch norm in eval; else None."""
-    if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.training or norm.running_var is None:
+    if not FOLD_BATCH_NORM or not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.training:
+        return None
+    if norm.running_var is None:
         return None
     if norm.affine:
         return None
