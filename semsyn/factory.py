@@ -47,6 +47,7 @@ def create_model(
     revision: str | None = None,
     with_discriminator: bool = False,
     device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
     **overrides: Any,
 ) -> SynthesisModel:
     """Build a model from a name, a spec file, a model or run folder or a Hub repo; returned in eval mode.
@@ -58,6 +59,8 @@ def create_model(
         revision: Hub branch, tag or commit (overrides the name's or the @revision).
         with_discriminator: also build (and load, when the weights hold one) the discriminator.
         device: where to put the model.
+        dtype: torch.bfloat16 (or "bfloat16") runs bf16 where the device supports it natively (else float32,
+            with a warning); default float32. See docs/performance.md.
         **overrides: spec fields to patch, e.g. ``image_size=[128, 128]`` or ``generator={"ngf": 32}``;
             with pretrained weights they must keep the weights' shapes.
 
@@ -72,5 +75,6 @@ def create_model(
         revision=revision,
         with_discriminator=with_discriminator,
         device=device,
+        dtype=dtype,
         **overrides,
     )

@@ -17,6 +17,7 @@ from semsyn.checkpoint import load_strict, prefixed_state, split_prefixed
 from semsyn.components import build_networks
 from semsyn.contracts import DiscriminatorOutput, call_generator
 from semsyn.errors import SemsynError
+from semsyn.inference import resolve_dtype
 from semsyn.labels import LabelSchema
 from semsyn.labels import semantics as make_semantics
 from semsyn.provenance import Provenance
@@ -69,6 +70,7 @@ class SynthesisModel(nn.Module):
         revision: str | None = None,
         with_discriminator: bool = False,
         device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
         **overrides: Any,
     ) -> SynthesisModel:
         """A model from any source `semsyn.resolve` knows, with its weights (`pretrained=True`); in eval mode.
@@ -79,6 +81,8 @@ class SynthesisModel(nn.Module):
             revision: Hub branch, tag or commit.
             with_discriminator: also build (and load, when the weights hold one) the discriminator.
             device: where to put the model.
+            dtype: torch.bfloat16 (or "bfloat16") runs the model in bf16 where the device has native bf16
+                convolutions (else float32, with a warning); default float32. See docs/performance.md.
             **overrides: spec fields to patch (a nested patch; ``generator__ngf=32`` also works).
 
         Raises:
@@ -99,6 +103,9 @@ class SynthesisModel(nn.Module):
             model.loaded_from = folder.load_source
         if device is not None:
             model = model.to(device)
+        run_dtype = resolve_dtype(dtype, device)
+        if run_dtype is not None:
+            model = model.to(dtype=run_dtype)
         return model.eval()
 
     # -- facts ------------------------------------------------------------------------------------
@@ -258,6 +265,21 @@ class SynthesisModel(nn.Module):
             seed: seeds every random draw (multimodal synthesis: another seed, another image).
             size: output (H, W), for generators that render at any resolution (e.g. posgen).
         """
+        # inference_mode lets eval-only shortcuts run (semsyn.inference); the image is returned as a normal
+        # tensor (a copy), so callers may still edit it in place.
+        with torch.inference_mode():
+            image = self._synthesize(label, instance, style, z, seed, size)
+        return image.clone()
+
+    def _synthesize(
+        self,
+        label: torch.Tensor,
+        instance: torch.Tensor | None,
+        style: Style | torch.Tensor | None,
+        z: torch.Tensor | None,
+        seed: int | None,
+        size: tuple[int, int] | None,
+    ) -> torch.Tensor:
         sem = self.semantics(label, instance)
         device, dtype = self._device_dtype()
         rng = torch.Generator(device=device).manual_seed(seed) if seed is not None else None

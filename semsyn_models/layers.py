@@ -22,7 +22,9 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 
 from semsyn.convert import labels_from_options
 from semsyn.errors import ConversionError, SemsynError, SpecError
+from semsyn.inference import fast_path_active
 from semsyn.registry import COND_NORMS, NORMS, close_matches, ref
+from semsyn_models.fast import cache_spectral_norm, spade_block_eval, spade_block_supported
 
 __all__ = [
     "SyncBatchNorm2d",
@@ -136,8 +138,8 @@ class SPADE(nn.Module):
 
 
 def spectral(module: nn.Module, enabled: bool = True) -> nn.Module:
-    """Classic spectral norm (one power iteration per training forward; stored u, v in eval)."""
-    return nn.utils.spectral_norm(module) if enabled else module
+    """Classic spectral norm (one power iteration per training forward; stored u, v in eval, computed once)."""
+    return cache_spectral_norm(nn.utils.spectral_norm(module)) if enabled else module
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -329,6 +331,8 @@ class SPADEResnetBlock(nn.Module):
             self.norm_s = block(fin, label_channels, norm=norm, **params)
 
     def forward(self, x: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
+        if fast_path_active(self) and spade_block_supported(self):
+            return spade_block_eval(self, x, semantics)
         shortcut = self.conv_s(self.norm_s(x, semantics)) if self.learned_shortcut else x
         dx = self.conv_0(lrelu(self.norm_0(x, semantics)))
         dx = self.conv_1(lrelu(self.norm_1(dx, semantics)))

@@ -1,0 +1,328 @@
+"""Eval forward: the plain path against semsyn's inference path (fp32 and bf16), beside the hardware.
+
+For the SPADE and CC generators of `spade-coco` and `ccfpse-coco` (official widths, COCO-Stuff's 184 label
+channels, batch 1) and their discriminators, in one process with the same weights and inputs:
+
+* `plain`: eval forward under `torch.no_grad` inside `semsyn.inference.reference_path()` (today's code);
+* `fast`: eval forward under `torch.inference_mode` (cached spectral norm, SPADE's folded modulation,
+  channels-last), fp32;
+* `bf16`: the fast path on a bfloat16 copy of the model (generators only).
+
+Every variant runs in each round, in turn, so load drift hits all alike; each run is kept only when other
+processes used less than `--max-other` cores during it (from /proc/stat's busy jiffies minus this process's
+own, read around the run). Figures are medians of kept runs; a variant with fewer than 3 kept runs falls back
+to all its runs and is flagged `noisy`. FLOPs come from `torch.utils.flop_counter`; achieved FLOP/s is set
+against a plain stack of 3x3 convs (128 channels at the image size) of the same FLOPs, timed in the same
+rounds (the faster of NCHW and channels-last). The generators are calibrated first (batch-norm statistics
+from train-mode forwards, conv_img scaled so the image spans [-1, 1]) so that PSNR of bf16 against fp32 is
+taken on an image, not on the near-zero output of a fresh initialisation.
+
+Usage: python benchmarks/bench_inference.py [--quick] [--size 256] [--rounds 5] [--json PATH] [--compile]
+Exit status 1 when a target below is not met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import semsyn
+from semsyn.inference import bf16_supported, reference_path
+
+SPEEDUP_SPADE, NO_SLOWER, BF16_SPEEDUP, PSNR_DB = 1.25, 0.95, 1.8, 40.0
+LABEL_CHANNELS = 184
+_BUSY = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal (idle and iowait are not busy)
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_jiffies() -> tuple[int, int]:
+    """(busy jiffies of the whole machine, jiffies of this process) now."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    with open("/proc/self/stat") as f:
+        mine = f.read().rsplit(")", 1)[1].split()
+    return sum(fields[i] for i in _BUSY), int(mine[11]) + int(mine[12])
+
+
+class Timer:
+    """Times runs and records how many cores other processes used during each."""
+
+    def __init__(self, max_other: float) -> None:
+        self.max_other = max_other
+        self.runs: dict[str, list[tuple[float, float]]] = {}
+
+    def run(self, name: str, fn: Callable[[], Any]) -> None:
+        busy0, mine0 = _busy_jiffies()
+        start = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - start
+        busy1, mine1 = _busy_jiffies()
+        other = max(0, (busy1 - busy0) - (mine1 - mine0)) / _TICK / wall
+        self.runs.setdefault(name, []).append((wall, other))
+
+    def median(self, name: str) -> tuple[float, bool]:
+        """(median wall seconds of the kept runs, noisy: too few runs were kept and all were used)."""
+        runs = self.runs[name]
+        kept = [w for w, o in runs if o <= self.max_other]
+        noisy = len(kept) < 3
+        return statistics.median(kept if not noisy else [w for w, _ in runs]), noisy
+
+    def load(self) -> float:
+        """Mean cores used by other processes over all runs."""
+        every = [o for runs in self.runs.values() for _, o in runs]
+        return statistics.mean(every) if every else 0.0
+
+
+def _semantics(size: int, seed: int = 0, batch: int = 1) -> torch.Tensor:
+    # Blocky regions, like a real label map (a per-pixel random map would be all edges).
+    blocks = torch.randint(0, LABEL_CHANNELS - 1, (batch, 1, 8, 8), generator=torch.Generator().manual_seed(seed))
+    label = nn.functional.interpolate(blocks.float(), size=(size, size), mode="nearest").long()
+    return torch.zeros(batch, LABEL_CHANNELS, size, size).scatter_(1, label, 1.0)
+
+
+@torch.no_grad()
+def _calibrate(gen: nn.Module, sem: torch.Tensor, z: torch.Tensor | None) -> None:
+    """Batch-norm statistics from train-mode forwards on other maps, then conv_img scaled to a pre-tanh std of 0.8."""
+    norms = [m for m in gen.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    gen.train()
+    for seed in range(1, 3):  # statistics over 8 other label maps, as a trained model's are over a dataset
+        batch = _semantics(sem.shape[-1], seed, batch=4)
+        gen(batch, None if z is None else torch.randn(4, z.shape[1], generator=torch.Generator().manual_seed(seed)))
+    gen.eval()
+    for m in norms:
+        m.momentum = 0.1
+    captured: list[torch.Tensor] = []
+    handle = gen.conv_img.register_forward_hook(lambda _m, _a, out: captured.append(out))
+    gen(sem, z)
+    handle.remove()
+    scale = 0.8 / captured[0].std().clamp_min(1e-12)
+    gen.conv_img.weight.mul_(scale)
+    gen.conv_img.bias.mul_(scale)
+
+
+def _flops(fn: Callable[[], Any]) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        fn()
+    return counter.get_total_flops()
+
+
+def _conv_stack(flops: int, size: int) -> tuple[nn.Module, int]:
+    """A stack of 3x3 convs, 128 channels at size x size, with about `flops` FLOPs; and its exact FLOPs."""
+    per = 2 * 128 * 128 * 9 * size * size
+    layers = max(1, round(flops / per))
+    stack = nn.Sequential(*[nn.Conv2d(128, 128, 3, padding=1) for _ in range(layers)]).eval()
+    return stack, layers * per
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = (a.float() - b.float()).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10 * math.log10(4.0 / mse)  # images span [-1, 1]: peak-to-peak 2
+
+
+def _cases(size: int) -> dict[str, dict[str, Any]]:
+    """name -> {model, args, kind, flops} for the two generators and their discriminators."""
+    sem = _semantics(size)
+    cases: dict[str, dict[str, Any]] = {}
+    for family, spec in (("spade", "spade-coco"), ("cc", "ccfpse-coco")):
+        torch.manual_seed(0)
+        model = semsyn.create_model(spec, with_discriminator=True, image_size=[size, size])
+        gen, disc = model.generator, model.discriminator.eval()
+        z = torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(0)) if gen.use_vae else None
+        _calibrate(gen, sem, z)
+        with torch.no_grad():
+            image = gen(sem, z)
+        cases[f"{family} G"] = {"model": gen, "args": (sem, z), "kind": "generator"}
+        cases[f"{spec.split('-')[0]} D ({model.spec.data['discriminator']['name']})"] = {
+            "model": disc,
+            "args": (image, sem),
+            "kind": "discriminator",
+        }
+    return cases
+
+
+def _variants(case: dict[str, Any], bf16: bool) -> dict[str, Callable[[], Any]]:
+    model, args = case["model"], case["args"]
+
+    def plain() -> Any:
+        with torch.no_grad(), reference_path():
+            return model(*args)
+
+    def fast() -> Any:
+        with torch.inference_mode():
+            return model(*args)
+
+    out = {"plain": plain, "fast": fast}
+    if bf16 and case["kind"] == "generator":
+        low = copy.deepcopy(model).to(torch.bfloat16)
+        low_args = tuple(a.to(torch.bfloat16) if a is not None else None for a in args)
+
+        def bf16_fast() -> Any:
+            with torch.inference_mode():
+                return low(*low_args)
+
+        out["bf16"] = bf16_fast
+    return out
+
+
+def measure(size: int, rounds: int, max_other: float, try_compile: bool) -> dict[str, Any]:
+    """Every case and variant at size x size; returns the figures (also printed as a table)."""
+    cases = _cases(size)
+    bf16 = bf16_supported("cpu")
+    timer = Timer(max_other)
+    jobs: dict[str, Callable[[], Any]] = {}
+    results: dict[str, Any] = {}
+    for name, case in cases.items():
+        with reference_path():
+            flops = _flops(lambda c=case: c["model"](*c["args"]))
+        variants = _variants(case, bf16)
+        outs = {v: fn() for v, fn in variants.items()}  # warm-up: oneDNN builds its kernels once per shape
+        first = outs["plain"].image if hasattr(outs["plain"], "image") else outs["plain"]
+        row: dict[str, Any] = {"flops": flops, "params": sum(p.numel() for p in case["model"].parameters())}
+        if case["kind"] == "generator":
+            row["max_abs_fast_vs_plain"] = (outs["fast"] - first).abs().max().item()
+            if "bf16" in outs:
+                row["psnr_bf16_db"] = _psnr(outs["bf16"], outs["fast"])
+        results[name] = row
+        jobs.update({f"{name}|{v}": fn for v, fn in variants.items()})
+        if case["kind"] == "generator":
+            for layout in (torch.contiguous_format, torch.channels_last):
+                stack, stack_flops = _conv_stack(flops, size)
+                stack = stack.to(memory_format=layout)
+                x = torch.randn(1, 128, size, size).contiguous(memory_format=layout)
+
+                def run_stack(s: nn.Module = stack, x: torch.Tensor = x) -> Any:
+                    with torch.inference_mode():
+                        return s(x)
+
+                run_stack()
+                key = "channels_last" if layout == torch.channels_last else "nchw"
+                jobs[f"{name}|stack-{key}"] = run_stack
+                row[f"stack_flops_{key}"] = stack_flops
+    if try_compile:
+        gen = cases["spade G"]
+        compiled = torch.compile(gen["model"])
+        start = time.perf_counter()
+        with torch.inference_mode():
+            compiled(*gen["args"])
+        results["spade G"]["compile_seconds"] = time.perf_counter() - start
+
+        def run_compiled() -> Any:
+            with torch.inference_mode():
+                return compiled(*gen["args"])
+
+        jobs["spade G|compiled"] = run_compiled
+    for _ in range(rounds):
+        for key, fn in jobs.items():
+            timer.run(key, fn)
+    for key in jobs:
+        name, variant = key.split("|")
+        seconds, noisy = timer.median(key)
+        results[name][f"{variant}_s"] = seconds
+        results[name][f"{variant}_noisy"] = noisy
+    for row in results.values():
+        for variant in ("plain", "fast", "bf16", "compiled"):
+            if f"{variant}_s" in row:
+                row[f"{variant}_gflops"] = row["flops"] / row[f"{variant}_s"] / 1e9
+        stacks = [
+            row[f"stack_flops_{k}"] / row[f"stack-{k}_s"] for k in ("nchw", "channels_last") if f"stack-{k}_s" in row
+        ]
+        if stacks:
+            row["stack_gflops"] = max(stacks) / 1e9
+    return {"size": size, "rounds": rounds, "load_other_cores": timer.load(), "results": results}
+
+
+def report(figures: dict[str, Any]) -> list[str]:
+    """Print the table; return the targets not met."""
+    size, results = figures["size"], figures["results"]
+    print(f"\n== eval forward, batch 1, {size}x{size}, {torch.get_num_threads()} threads, torch {torch.__version__} ==")
+    print(f"other processes used {figures['load_other_cores']:.2f} cores on average during the runs")
+    head = f"{'network':30s}{'GFLOP':>8s}{'plain s':>9s}{'fast s':>9s}{'bf16 s':>9s}"
+    print(head + f"{'fast/plain':>11s}{'bf16/fast':>10s}{'% stack':>8s}{'PSNR dB':>8s}  max|fast-plain|")
+    failed: list[str] = []
+    for name, row in results.items():
+        speed = row["plain_s"] / row["fast_s"]
+        bf16 = row["fast_s"] / row["bf16_s"] if "bf16_s" in row else None
+        share = 100 * row["fast_gflops"] / row["stack_gflops"] if "stack_gflops" in row else None
+        noisy = " (noisy)" if any(v for k, v in row.items() if k.endswith("_noisy")) else ""
+        print(
+            f"{name:30s}{row['flops'] / 1e9:8.1f}{row['plain_s']:9.3f}{row['fast_s']:9.3f}"
+            + (f"{row['bf16_s']:9.3f}" if "bf16_s" in row else f"{'-':>9s}")
+            + f"{speed:10.2f}x"
+            + (f"{bf16:9.2f}x" if bf16 else f"{'-':>10s}")
+            + (f"{share:7.0f}%" if share else f"{'-':>8s}")
+            + (f"{row['psnr_bf16_db']:8.1f}" if "psnr_bf16_db" in row else f"{'-':>8s}")
+            + (f"  {row['max_abs_fast_vs_plain']:.1e}" if "max_abs_fast_vs_plain" in row else "")
+            + noisy
+        )
+        if "compiled_s" in row:
+            print(
+                f"{'':30s}torch.compile: {row['compiled_s']:.3f} s ({row['plain_s'] / row['compiled_s']:.2f}x "
+                f"plain), first call {row['compile_seconds']:.0f} s"
+            )
+        if "stack_gflops" in row:
+            print(
+                f"{'':30s}conv stack of the same FLOPs: {row['stack_gflops']:.0f} GFLOP/s; fast path "
+                f"{row['fast_gflops']:.0f}, plain {row['plain_gflops']:.0f}"
+            )
+        if name.startswith("spade G") and speed < SPEEDUP_SPADE:
+            failed.append(f"{name}: fast {speed:.2f}x plain < {SPEEDUP_SPADE}x")
+        if speed < NO_SLOWER:
+            failed.append(f"{name}: fast {speed:.2f}x plain < {NO_SLOWER}x (no slower)")
+        if bf16 is not None and bf16 < BF16_SPEEDUP:
+            failed.append(f"{name}: bf16 {bf16:.2f}x fast fp32 < {BF16_SPEEDUP}x (bf16 speed)")
+        if row.get("psnr_bf16_db", math.inf) < PSNR_DB:
+            failed.append(f"{name}: bf16 PSNR {row['psnr_bf16_db']:.1f} dB < {PSNR_DB} dB")
+        if row.get("max_abs_fast_vs_plain", 0.0) > 1e-5:
+            failed.append(f"{name}: fp32 fast path differs from plain by {row['max_abs_fast_vs_plain']:.1e} > 1e-5")
+    return failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="64x64 and 3 rounds (make bench)")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-other", type=float, default=0.2, help="discard runs where others used more cores")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="default benchmarks/results/inference-<size>.json")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the SPADE generator")
+    parser.add_argument("--skip-targets", nargs="*", default=[], help="targets reported but not enforced, by text")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size, rounds = (64, max(3, min(args.rounds, 5))) if args.quick else (args.size, args.rounds)
+    figures = measure(size, rounds, args.max_other, args.compile)
+    failed = report(figures)
+    figures["targets_not_met"] = failed
+    path = args.json or Path(__file__).parent / "results" / f"inference-{size}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"figures written to {path}")
+    for line in failed:
+        print(f"target NOT met: {line}")
+    # --quick (make bench) promises the SPADE speed-up, bf16's PSNR and fp32 equality. "No slower" for the
+    # networks whose eval path only skips work is within this shared machine's noise at 64 px, and bf16's
+    # 1.8x is a 256 px target (at 64 px fixed costs dominate): both reported, not enforced (performance.md).
+    skipped = [*args.skip_targets, *(("(no slower)", "(bf16 speed)") if args.quick else ())]
+    enforced = [f for f in failed if not any(s in f for s in skipped)]
+    raise SystemExit(1 if enforced else 0)
+
+
+if __name__ == "__main__":
+    main()
