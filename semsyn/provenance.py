@@ -140,14 +140,7 @@ class Provenance:
         Random-init parents do not make a fine-tune: training from random weights is training.
         """
         if self.kind == "random-init":
-            return Provenance(
-                kind="trained",
-                origin=_trained_origin(spec, steps, dataset),
-                spec=spec,
-                steps=steps,
-                dataset=dataset,
-                parts=sorted(parts),
-            )
+            return trained(spec, steps, dataset, parts)
         return Provenance(
             kind="fine-tuned",
             origin=f"fine-tuned with semsyn-train for {steps} steps on {dataset or 'a dataset'} from {source} "

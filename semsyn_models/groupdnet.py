@@ -52,6 +52,7 @@ from semsyn_models.layers import (
     make_norm,
     parse_norm_option,
     resize_nearest,
+    run_stages,
     spectral,
 )
 
@@ -304,10 +305,7 @@ class GroupDNetGenerator(nn.Module):
                 "(batch, classes x latent_per_class, sh, sw)"
             )
         x = self.fc(z)
-        for name, upsample in self.schedule:
-            if upsample:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = getattr(self, name)(x, seg)
+        x = run_stages(self, x, seg)
         return torch.tanh(self.conv_img(lrelu(x)))
 
 

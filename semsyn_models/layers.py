@@ -43,6 +43,7 @@ __all__ = [
     "start_fc",
     "check_cond_norm_params",
     "SPADEResnetBlock",
+    "run_stages",
     "parse_norm_option",
     "check_official_latent_size",
 ]
@@ -337,6 +338,15 @@ class SPADEResnetBlock(nn.Module):
         dx = self.conv_0(lrelu(self.norm_0(x, semantics)))
         dx = self.conv_1(lrelu(self.norm_1(dx, semantics)))
         return shortcut + dx
+
+
+def run_stages(net: nn.Module, x: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
+    """Run `net.schedule` ((block name, x2 nearest upsampling before it), ...) on x, every block seeing `semantics`."""
+    for name, upsample in net.schedule:
+        if upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = getattr(net, name)(x, semantics)
+    return x
 
 
 # -- official options shared by the SPADE-derived code bases ------------------------------------------------

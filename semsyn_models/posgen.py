@@ -55,6 +55,7 @@ from semsyn_models.layers import (
     init_xavier,
     latent_size,
     lrelu,
+    run_stages,
     start_fc,
     start_map,
 )
@@ -242,10 +243,7 @@ class PosGenGenerator(nn.Module):
             size=(self.sh, self.sw),
             family="posgen",
         )
-        for name, upsample in self.schedule:
-            if upsample:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = getattr(self, name)(x, semantics)
+        x = run_stages(self, x, semantics)
         return lrelu(x)
 
     def decode(self, features: torch.Tensor, size: tuple[int, int], start: int, stop: int) -> torch.Tensor:

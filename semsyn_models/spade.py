@@ -42,6 +42,7 @@ from semsyn_models.layers import (
     lrelu,
     make_norm,
     parse_norm_option,
+    run_stages,
     spectral,
     start_fc,
     start_map,
@@ -136,10 +137,7 @@ class SPADEGenerator(nn.Module):
             size=(self.sh, self.sw),
             family="spade",
         )
-        for name, upsample in self.schedule:
-            if upsample:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = getattr(self, name)(x, semantics)
+        x = run_stages(self, x, semantics)
         return torch.tanh(self.conv_img(lrelu(x)))
 
 
