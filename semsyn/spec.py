@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,29 @@ def _line_map(node: yaml.Node, prefix: tuple[str, ...] = ()) -> dict[tuple[str, 
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: `1e-4` is a number (YAML 1.1 wants `1.0e-4`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text -> Python data, safely (no objects), with YAML 1.2 floats such as `4e-4`."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -149,8 +173,8 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     except OSError as exc:
         raise SpecError(f"spec file {path} cannot be read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
+        data = load_yaml(text)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -189,7 +213,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         if not sep or not key or any(not p for p in key.split(".")):
             raise SpecError(f"override {item!r} is not of the form section.field=value (e.g. train.steps=100)")
         try:
-            value = yaml.safe_load(raw) if raw else None
+            value = load_yaml(raw) if raw else None
         except yaml.YAMLError:
             value = raw
         node = out

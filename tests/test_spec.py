@@ -98,6 +98,18 @@ def test_overrides_parse_yaml_scalars() -> None:
     }
 
 
+def test_exponent_floats_without_a_dot_are_numbers_in_overrides_and_files(tmp_path: Path) -> None:
+    # YAML 1.1 (PyYAML's default) reads 4e-4 as the string '4e-4'; semsyn reads YAML 1.2 floats.
+    assert parse_overrides(["train.lr_g=4e-4", "train.lr_d=1E+2", "name=1e", "x.y=0x10"]) == {
+        "train": {"lr_g": 4e-4, "lr_d": 100.0},
+        "name": "1e",
+        "x": {"y": 16},
+    }
+    spec = semsyn.load_spec(write(tmp_path, GOOD + "train: {lr_g: 2e-4, steps: 10}\n"))
+    assert spec.data["train"]["lr_g"] == 2e-4
+    assert spec.with_overrides(["train.lr_d=5e-4"]).data["train"]["lr_d"] == 5e-4
+
+
 def test_bad_override_form() -> None:
     with pytest.raises(SpecError, match="section.field=value"):
         parse_overrides(["train.steps"])

@@ -51,16 +51,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _segmenter_params(items: Sequence[str]) -> dict[str, object]:
-    import yaml
-
     from semsyn.errors import EvaluationError
+    from semsyn.spec import load_yaml
 
     params: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise EvaluationError(f"--segmenter-param {item!r} is not KEY=VALUE (e.g. weights=deeplab.pth)")
-        params[key.strip()] = yaml.safe_load(value)
+        params[key.strip()] = load_yaml(value)
     return params
 
 
