@@ -43,6 +43,7 @@ __all__ = [
     "start_fc",
     "check_cond_norm_params",
     "SPADEResnetBlock",
+    "NoiseInjection",
     "run_stages",
     "parse_norm_option",
     "check_official_latent_size",
@@ -340,11 +341,38 @@ class SPADEResnetBlock(nn.Module):
         return shortcut + dx
 
 
-def run_stages(net: nn.Module, x: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
-    """Run `net.schedule` ((block name, x2 nearest upsampling before it), ...) on x, every block seeing `semantics`."""
+class NoiseInjection(nn.Module):
+    """Per-pixel noise, StyleGAN's: x + weight * n, n ~ N(0, 1) of shape (N, 1, H, W), one learned weight per channel.
+
+    Not part of the official SPADE-family generators (an opt-in of semsyn's): without it, a generator that
+    starts from the downsampled label map is deterministic, and inside a uniform label region every layer
+    sees a constant input, so it can render no texture there. The weights start at 0 (the block is then
+    the identity). `generator` (a `torch.Generator` on x's device) makes the draw reproducible.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn((x.shape[0], 1, *x.shape[2:]), generator=generator, device=x.device, dtype=x.dtype)
+        return x + self.weight.to(x.dtype) * noise
+
+
+def run_stages(
+    net: nn.Module, x: torch.Tensor, semantics: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Run `net.schedule` ((block name, x2 nearest upsampling before it), ...) on x, every block seeing `semantics`.
+
+    When `net.noise` (a ModuleDict of `NoiseInjection` by block name) exists, noise drawn with `generator`
+    is added to each block's input.
+    """
+    noise = getattr(net, "noise", None)
     for name, upsample in net.schedule:
         if upsample:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
+        if noise is not None and name in noise:
+            x = noise[name](x, generator)
         x = getattr(net, name)(x, semantics)
     return x
 

@@ -33,6 +33,7 @@ from semsyn.registry import ENCODERS, GENERATORS, ref
 from semsyn.spec import Range
 from semsyn_models.layers import (
     UPSAMPLINGS,
+    NoiseInjection,
     SPADEResnetBlock,
     check_cond_norm_params,
     check_official_latent_size,
@@ -78,6 +79,12 @@ class SPADEGenerator(nn.Module):
         spectral_norm: spectral norm on the residual blocks' convs.
         cond_norm_params: extra keywords for every cond-norm block, e.g. ``{kernel_size: 5}`` or
             ``{hidden_channels: 64}`` for `spade`; checked against the block's signature.
+        noise_injection: add per-pixel noise, with a learned per-channel scale, to every block's input
+            (`layers.NoiseInjection`; not in the official SPADE): a source of texture for a generator
+            without a VAE. Drawn with the `generator=` of `forward`, so a seed fixes the image.
+        init_gain: gain of the xavier-normal init of every conv and linear layer (official 0.02). Trained
+            from scratch on a short budget, a gain of 1 lets the convs without spectral norm (the modulation
+            convs, conv_img) leave zero sooner (docs/evaluation.md). Irrelevant when weights are loaded.
     """
 
     def __init__(
@@ -92,6 +99,8 @@ class SPADEGenerator(nn.Module):
         cond_norm: ref("cond-norm") = "spade",
         spectral_norm: bool = True,
         cond_norm_params: dict[str, Any] | None = None,
+        noise_injection: bool = False,
+        init_gain: Annotated[float, Range(gt=0)] = 0.02,
     ) -> None:
         super().__init__()
         if num_upsampling_layers not in UPSAMPLINGS:
@@ -120,8 +129,10 @@ class SPADEGenerator(nn.Module):
                 cond_norm_params=cond_norm_params,
             )
             self.add_module(name, block)
+        if noise_injection:
+            self.noise = nn.ModuleDict({name: NoiseInjection(fin) for name, fin, _, _ in stages})
         self.conv_img = nn.Conv2d(stages[-1][2], 3, 3, padding=1)
-        init_xavier(self)
+        init_xavier(self, init_gain)
 
     def forward(
         self, semantics: torch.Tensor, z: torch.Tensor | None = None, *, generator: torch.Generator | None = None
@@ -137,7 +148,7 @@ class SPADEGenerator(nn.Module):
             size=(self.sh, self.sw),
             family="spade",
         )
-        x = run_stages(self, x, semantics)
+        x = run_stages(self, x, semantics, generator)
         return torch.tanh(self.conv_img(lrelu(x)))
 
 

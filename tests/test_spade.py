@@ -144,6 +144,34 @@ def test_generator_without_vae_refuses_z():
         _gen()(_semantics(2), torch.zeros(2, 256))
 
 
+def test_noise_injection_is_off_by_default_and_starts_as_the_identity():
+    assert not any("noise" in k for k in _gen().state_dict())
+    torch.manual_seed(0)
+    plain = _gen().eval()
+    torch.manual_seed(0)
+    noisy = _gen(noise_injection=True).eval()
+    assert set(noisy.noise) == {name for name, _ in noisy.schedule}
+    assert noisy.noise["up_3"].weight.shape == (1, 4, 1, 1)  # the input channels of up_3: 2 * ngf
+    with torch.no_grad():
+        assert torch.equal(plain(_semantics(2)), noisy(_semantics(2)))  # weights start at 0
+
+
+def test_noise_injection_draws_per_pixel_noise_from_the_given_torch_generator():
+    gen = _gen(noise_injection=True).eval()
+    with torch.no_grad():
+        for module in gen.noise.values():
+            module.weight.fill_(0.5)
+        sem = torch.zeros(1, 5, 64, 64)
+        sem[:, 1] = 1.0  # one uniform region: without noise, the interior renders flat
+        a = gen(sem, generator=torch.Generator().manual_seed(3))
+        b = gen(sem, generator=torch.Generator().manual_seed(3))
+        c = gen(sem, generator=torch.Generator().manual_seed(4))
+        flat = _gen().eval()(sem)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    interior = (slice(None), slice(None), slice(8, 56), slice(8, 56))
+    assert a[interior].std(dim=(2, 3)).min() > 10 * flat[interior].std(dim=(2, 3)).max()
+
+
 def test_generator_blocks_use_the_named_cond_norm_with_its_params():
     gen = _gen(cond_norm_params={"kernel_size": 5, "hidden_channels": 4})
     assert isinstance(gen.head_0.norm_0, SPADE) and gen.head_0.norm_0.mlp_gamma.weight.shape[-2:] == (5, 5)
