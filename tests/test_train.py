@@ -245,6 +245,66 @@ def test_ema_moves_halfway_after_one_halflife():
     torch.testing.assert_close(ema.module.conv_0.weight, before + 0.5)
 
 
+def _batch_norms(module: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def test_ema_calibration_gives_the_average_its_own_batch_statistics():
+    spec = semsyn.load_spec("spade-synthetic", overrides=["generator.ngf=2", "generator.noise_injection=true"])
+    from semsyn.builder import build_model
+
+    torch.manual_seed(0)
+    gen = build_model(spec).generator
+    ema = GeneratorEMA(spec, gen, halflife_images=8)
+    with torch.no_grad():
+        for p in ema.module.parameters():
+            p.mul_(1.5)  # an average whose activations differ from the trained weights'
+    label = torch.randint(0, 10, (4, 1, 64, 64), generator=torch.Generator().manual_seed(0))
+    sem = torch.zeros(4, 11, 64, 64).scatter_(1, label, 1.0)
+    spectral_before = {k: v.clone() for k, v in ema.module.state_dict().items() if k.endswith(("_u", "_v"))}
+    momenta = [m.momentum for m in _batch_norms(ema.module)]
+    assert ema.calibrate_norms([(sem, None)], torch.Generator().manual_seed(1))
+    # Calibrated on this one batch, eval mode normalises with this batch's statistics as train mode does, up
+    # to the running variance's unbiased n / (n - 1) (n = 16 values per channel at 2x2); the copied did not.
+    with torch.no_grad(), semsyn.inference.reference_path():
+        evaluated = ema.module(sem, generator=torch.Generator().manual_seed(2))
+        for m in _batch_norms(ema.module):
+            m.train()
+        batch_stats = ema.module(sem, generator=torch.Generator().manual_seed(2))
+        ema.module.eval()
+        ema.module.load_state_dict(
+            gen.state_dict()
+            | {k: v for k, v in ema.module.state_dict().items() if not k.endswith(("running_mean", "running_var"))}
+        )
+        copied = ema.module(sem, generator=torch.Generator().manual_seed(2))
+    assert (evaluated - batch_stats).abs().max() < 0.25 * (copied - batch_stats).abs().max()
+    assert [m.momentum for m in _batch_norms(ema.module)] == momenta and not ema.module.training
+    assert all(torch.equal(ema.module.state_dict()[k], v) for k, v in spectral_before.items())
+    instance = semsyn.load_spec("spade-synthetic", overrides=["generator.ngf=2", "generator.norm=instance"])
+    assert not GeneratorEMA(instance, build_model(instance).generator, 8).calibrate_norms([(sem, None)], None)
+
+
+def test_saved_ema_generator_carries_calibrated_statistics_and_training_is_unchanged(tmp_path):
+    base = Spec.from_dict(spade_spec())
+
+    def run(name: str, images: int) -> dict[str, torch.Tensor]:
+        spec = base.with_overrides(
+            [f"train.ema_calibration_images={images}", "train.steps=3", "train.ema_halflife_images=4"]
+        )
+        Trainer(spec, tmp_path / name).fit()
+        return read_checkpoint(latest_checkpoint(tmp_path / name))[0]
+
+    calibrated, copied = run("calibrated", 8), run("copied", 0)
+    stats = [k for k in calibrated if k.startswith("ema.") and k.endswith("running_mean")]
+    assert stats
+    for key, value in calibrated.items():
+        if key.startswith("ema.") and key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            trained = calibrated["generator." + key[len("ema.") :]]
+            assert torch.equal(copied[key], trained) and not torch.equal(value, trained)
+        else:  # training itself is the same with and without calibration
+            assert torch.equal(value, copied[key]), key
+
+
 def test_linear_decay_reaches_zero_at_the_end():
     decay = LinearDecay(start=5, total=10)
     assert [decay(s) for s in (0, 4, 5, 8, 10)] == [1.0, 1.0, 1.0, 0.4, 0.0]

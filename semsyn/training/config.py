@@ -29,6 +29,11 @@ class TrainConfig:
             D_steps_per_G: the generator phase uses the first).
         grad_accum_steps: micro-batches accumulated per update (batch_size is split across them).
         ema_halflife_images: half-life of the generator EMA in images; None disables the EMA.
+        ema_calibration_images: training images (the dataset's first) from which the EMA generator's
+            batch-norm running statistics are recomputed for its own weights before it is saved, sampled or
+            evaluated (those copied from the trained generator fit the trained weights, not the average);
+            0 keeps the copied ones. Costs that many generator forwards at each save; no effect without
+            batch norms.
         amp: autocast dtype on CUDA ("bf16", "fp16") or "none"; ignored on CPU.
         sync_batchnorm: under DDP, convert the `syncbatch` norms to synchronised batch norms (torch's
             SyncBatchNorm on GPUs, an all-reduce stand-in on the CPU); `batch` norms stay per process.
@@ -64,6 +69,7 @@ class TrainConfig:
     d_steps_per_g: int = 1
     grad_accum_steps: int = 1
     ema_halflife_images: float | None = None
+    ema_calibration_images: int = 256
     amp: Literal["none", "bf16", "fp16"] = "none"
     sync_batchnorm: bool = True
     num_workers: int = 0

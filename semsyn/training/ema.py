@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from semsyn.checkpoint import load_strict
 from semsyn.components import build_component
+from semsyn.contracts import call_generator
+from semsyn.inference import reference_path
 from semsyn.registry import GENERATORS
 from semsyn.spec import Spec
 
@@ -19,7 +23,8 @@ class GeneratorEMA:
 
     After each step, `ema = lerp(ema, weights, 1 - beta)` with `beta = 0.5 ** (images / halflife_images)`,
     so the half-life does not change with the batch size (as in StyleGAN/EDM). Buffers (batch-norm
-    statistics, spectral-norm u and v) are copied, not averaged.
+    statistics, spectral-norm u and v) are copied, not averaged; `calibrate_norms` then recomputes the
+    batch-norm statistics for the averaged weights before the average is used.
 
     The update is torch's own (`torch.optim.swa_utils.get_ema_multi_avg_fn`), but not its `AveragedModel`:
     that deep-copies the module, and `copy.deepcopy` of a module with classic spectral norm fails after a
@@ -64,6 +69,40 @@ class GeneratorEMA:
             get_ema_multi_avg_fn(beta)([e for e, _ in params], [s.detach() for _, s in params], None)
         for e, s in buffers:
             e.copy_(s)
+
+    @torch.no_grad()
+    def calibrate_norms(
+        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]], generator: torch.Generator
+    ) -> bool:
+        """Recompute the averaged generator's batch-norm running statistics for its own weights.
+
+        The statistics copied from the trained generator are those of the trained weights' activations; the
+        average's differ, and evaluated with the copied ones it renders worse than the trained generator
+        (measured in docs/evaluation.md). As torch's `swa_utils.update_bn`: the running statistics are
+        reset and become the plain average over `batches` ((semantics, z or None) pairs), the batch norms
+        alone in train mode; spectral norms stay in eval (their u and v untouched). `generator` draws any
+        noise or z the generator needs. The next `update` copies the trained generator's statistics back,
+        so training is unchanged by a calibration. Returns whether there were batch norms to calibrate.
+        """
+        norms = [
+            m for m in self.module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        ]
+        if not norms:
+            return False
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        try:
+            with reference_path():
+                for semantics, z in batches:
+                    call_generator(self.module, semantics, z, generator=generator)
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            self.module.eval()
+        return True
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The averaged generator's state dict."""

@@ -142,6 +142,7 @@ class Trainer:
         self._seed_globals(self.config.seed * 65537 + self.dist.rank)
         self._batches: Iterator[Any] | None = None
         self._sample_items: Any = None
+        self._ema_calibrated_at: int | None = None
         all_hooks = list(self.default_hooks() if hooks is None else hooks) + list(extra_hooks)
         self.hooks = [h for h in all_hooks if self.dist.is_main or not h.main_only]
         if resume:
@@ -167,6 +168,8 @@ class Trainer:
             )
         if cfg.ema_halflife_images is not None and cfg.ema_halflife_images <= 0:
             raise SpecError(f"{w('train', 'ema_halflife_images')}: must be positive, or null to disable the EMA")
+        if cfg.ema_calibration_images < 0:
+            raise SpecError(f"{w('train', 'ema_calibration_images')}: must be 0 (off) or a number of images")
 
     def _prepare_run_dir(self, resume: bool) -> None:
         if resume and not (self.run_dir / "spec.yaml").is_file():
@@ -412,6 +415,30 @@ class Trainer:
                 hook.close()
         D.barrier(self.dist)
 
+    def _ema_generator(self) -> nn.Module:
+        """The EMA generator, its batch-norm statistics recomputed for its weights at this step (once per step)."""
+        assert self.ema is not None
+        count = min(self.config.ema_calibration_images, len(self.dataset))
+        if count and self._ema_calibrated_at != self.step:
+            # the batch the trained generator's norms saw: the global micro-batch when they are synchronised
+            cfg = self.config
+            size = cfg.batch_size // cfg.grad_accum_steps
+            if not (cfg.sync_batchnorm and self.dist.world_size > 1):
+                size //= self.dist.world_size
+            size = max(1, size)
+            collate = _Collate(self.spec.labels, self.spec.image_size)
+
+            def batches() -> Iterator[tuple[torch.Tensor, None]]:
+                for start in range(0, count, size):
+                    with _preserved_rng():
+                        items = [self.dataset[i] for i in range(start, min(start + size, count))]
+                    yield self._to_device(collate(items))[0], None
+
+            rng = torch.Generator(device=self.dist.device).manual_seed(self.config.seed)
+            self.ema.calibrate_norms(batches(), rng)
+            self._ema_calibrated_at = self.step
+        return self.ema.module
+
     @torch.no_grad()
     def sample_batch(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(label, generated, real) for the first `count` dataset items, on the CPU; training state unchanged.
@@ -424,7 +451,7 @@ class Trainer:
                 items = [self.dataset[i] for i in range(min(count, len(self.dataset)))]
             self._sample_items = _Collate(self.spec.labels, self.spec.image_size)(items)
         sem, real = self._to_device(self._sample_items)
-        nets = [self.ema.module if self.ema is not None else self.generator, self.encoder]
+        nets = [self._ema_generator() if self.ema is not None else self.generator, self.encoder]
         modes = [n.training if n is not None else False for n in nets]
         for n in nets:
             if n is not None:
@@ -450,7 +477,7 @@ class Trainer:
 
     def final_model(self) -> SynthesisModel:
         """The trained networks as a `SynthesisModel` (the EMA generator when the EMA is on), with their provenance."""
-        generator = self.ema.module if self.ema is not None else self.generator
+        generator = self._ema_generator() if self.ema is not None else self.generator
         model = SynthesisModel(self.spec, generator, self.encoder, self.discriminator, provenance=self.provenance())
         model.trained_parts = set(model.parts)
         return model
@@ -480,6 +507,8 @@ class Trainer:
 
     def weights(self) -> dict[str, torch.Tensor]:
         """Every network's weights: `generator.`, `encoder.`, `discriminator.` and `ema.` (the EMA generator)."""
+        if self.ema is not None:
+            self._ema_generator()  # its batch-norm statistics, for its own weights
         return prefixed_state(self._networks())
 
     def weights_metadata(self) -> dict[str, str]:
