@@ -191,3 +191,17 @@ def test_segmenter_cache_is_keyed_by_its_effective_parameters(cache: Path) -> No
     wider = SyntheticUNet.for_data(spec, width=6, train_steps=1, train_images=4)
     assert wider.head.weight.shape[1] == 6
     assert len(list((cache / "segmenters").glob("*.safetensors"))) == 2
+
+
+def test_segmenter_trains_the_same_network_whatever_the_global_rng(cache: Path, monkeypatch) -> None:
+    from semsyn.evaluation.segmenters import SyntheticUNet
+
+    spec = semsyn.load_spec("spade-synthetic")
+    torch.manual_seed(1)
+    first = SyntheticUNet.for_data(spec, width=4, train_steps=2, train_images=4)
+    monkeypatch.setenv("SEMSYN_CACHE", str(cache / "elsewhere"))  # no cached copy: trained again
+    torch.manual_seed(2)
+    second = SyntheticUNet.for_data(spec, width=4, train_steps=2, train_images=4)
+    assert len(list((cache / "elsewhere" / "segmenters").glob("*.safetensors"))) == 1
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)

@@ -120,7 +120,9 @@ class SyntheticUNet(nn.Module):
         from semsyn.evaluation.fid import cache_dir
 
         params.setdefault("num_classes", spec.labels.num_classes)
-        model = cls(**params)
+        with torch.random.fork_rng(devices=[]):  # the same initial weights in every process, whatever ran before
+            torch.manual_seed(0)
+            model = cls(**params)
         data = dict(spec.data.get("data") or {})
         data.pop("length", None)  # the training scenes are drawn here, whatever the run's dataset length
         # the effective parameters (defaults included), so a changed default never loads stale weights
@@ -130,7 +132,7 @@ class SyntheticUNet(nn.Module):
             "train_steps": model.train_steps,
             "train_images": model.train_images,
         }
-        record = {"recipe": 2, "data": data, "image_size": list(spec.image_size), "params": effective}
+        record = {"recipe": 3, "data": data, "image_size": list(spec.image_size), "params": effective}
         key = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:20]
         path = cache_dir("segmenters") / f"synthetic-unet-{key}.safetensors"
         if path.is_file():
