@@ -75,7 +75,10 @@ def test_synthetic_config_loads_with_its_data_and_train_sections():
     if "synthetic" not in semsyn.DATASETS:
         pytest.skip("the synthetic dataset is not registered yet")
     spec = semsyn.load_spec("spade-synthetic")
-    assert spec.data["data"]["name"] == "synthetic" and spec.train_config().steps == 1200
+    raw = yaml.safe_load((HUB_CONFIGS / "spade-synthetic.yaml").read_text())["train"]
+    config = spec.train_config()
+    assert spec.data["data"]["name"] == "synthetic" and config.steps == raw["steps"]
+    assert isinstance(config.lr_g, float) and config.lr_g == raw["lr_g"] and config.ema_halflife_images
 
 
 # -- generator ---------------------------------------------------------------------------------------------

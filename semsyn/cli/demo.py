@@ -98,11 +98,11 @@ def _load_and_score(out: Path) -> int:
     print(f"synthetic-unet mIoU on {report.num} unseen val label maps:")
     print(f"  real images   {m['miou_real']:.3f}")
     print(
-        f"  generated     {m['miou']:.3f}   generated / real = {ratio:.2f} (target >= {TARGET_RATIO:.2f}: "
+        f"  generated     {m['miou']:.3f}   generated / real = {ratio:.3f} (target >= {TARGET_RATIO:.2f}: "
         f"{'met' if ok_ratio else 'MISSED'})"
     )
     print(
-        f"  flat colours  {m['miou_flat']:.3f}   generated - flat = {margin:+.2f} (target >= {TARGET_MARGIN:+.2f}: "
+        f"  flat colours  {m['miou_flat']:.3f}   generated - flat = {margin:+.3f} (target >= {TARGET_MARGIN:+.2f}: "
         f"{'met' if ok_margin else 'MISSED'})"
     )
     return 0
