@@ -97,7 +97,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    overrides = [f"train.batch_size={args.batch}", "train.steps=100000", "train.log_every=10", "train.device=cpu"]
+    # the bare loop regenerates the D phase's fake (the official order): the trainer must do the same work,
+    # whatever the spec says (spade-synthetic reuses the G phase's fake, one generator forward less)
+    overrides = [
+        f"train.batch_size={args.batch}",
+        "train.steps=100000",
+        "train.log_every=10",
+        "train.device=cpu",
+        "train.d_fake=regenerate",
+    ]
     if args.ema:
         overrides.append("train.ema_halflife_images=10000")
     spec = semsyn.load_spec(args.spec, overrides=overrides + args.overrides)

@@ -91,8 +91,8 @@ def test_training_after_eval_uses_live_parameters():
     torch.optim.SGD(gen.parameters(), lr=0.1).step()
     model.eval()
     with reference_path():
-        plain = model.synthesize(_label())
-    assert (model.synthesize(_label()) - plain).abs().max().item() <= 1e-5
+        plain = model.synthesize(_label(), seed=0)  # seeded: spade-synthetic draws per-pixel noise
+    assert (model.synthesize(_label(), seed=0) - plain).abs().max().item() <= 1e-5
 
 
 def test_eval_with_autograd_takes_the_plain_path():
