@@ -72,7 +72,7 @@ class GeneratorEMA:
 
     @torch.no_grad()
     def calibrate_norms(
-        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]], generator: torch.Generator
+        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]], generator: torch.Generator | None
     ) -> bool:
         """Recompute the averaged generator's batch-norm running statistics for its own weights.
 
@@ -80,9 +80,10 @@ class GeneratorEMA:
         average's differ, and evaluated with the copied ones it renders worse than the trained generator
         (measured in docs/evaluation.md). As torch's `swa_utils.update_bn`: the running statistics are
         reset and become the plain average over `batches` ((semantics, z or None) pairs), the batch norms
-        alone in train mode; spectral norms stay in eval (their u and v untouched). `generator` draws any
-        noise or z the generator needs. The next `update` copies the trained generator's statistics back,
-        so training is unchanged by a calibration. Returns whether there were batch norms to calibrate.
+        alone in train mode; spectral norms stay in eval (their u and v untouched). `generator` (None: the
+        global RNG) draws any noise or z the generator needs. The next `update` copies the trained
+        generator's statistics back, so training is unchanged by a calibration. Returns whether there were
+        batch norms to calibrate.
         """
         norms = [
             m for m in self.module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
