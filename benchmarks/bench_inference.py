@@ -4,9 +4,9 @@ For the SPADE and CC generators of `spade-coco` and `ccfpse-coco` (official widt
 channels, batch 1) and their discriminators, in one process with the same weights and inputs:
 
 * `plain`: eval forward under `torch.no_grad` inside `semsyn.inference.reference_path()` (today's code);
-* `fast`: eval forward under `torch.inference_mode` (cached spectral norm, SPADE's folded modulation,
-  channels-last), fp32;
-* `bf16`: the fast path on a bfloat16 copy of the model (generators only).
+* `fast`: eval forward under `torch.inference_mode` (cached spectral norm, SPADE's fused modulation, its
+  label-map convs from the binary map's codes), fp32;
+* `bf16`: the fast path on a bfloat16 copy of the model (generators only; SPADE blocks channels-last).
 
 Every variant runs in each round, in turn, so load drift hits all alike; each run is kept only when other
 processes used less than `--max-other` cores during it (from /proc/stat's busy jiffies minus this process's

@@ -2,7 +2,8 @@
 
 Families (in `semsyn_models`) take eval-only shortcuts when a module is in eval mode and autograd is off
 (`fast_path_active`): spectral norm's `weight / sigma` computed once from the stored vectors and reused until
-a weight changes, SPADE's modulation with batch-norm statistics folded in. Training never sees them: a
+a weight changes, SPADE's three modulations per block fused, its label-map convs computed from the codes of
+a binary label map (`semsyn_models.fast`; docs/performance.md). Training never sees them: a
 module in train mode, or any forward with autograd on, takes the plain path. `reference_path()` turns
 every shortcut off, so tests and benchmarks can compare against the plain code in the same process.
 """

@@ -266,10 +266,10 @@ class SynthesisModel(nn.Module):
             size: output (H, W), for generators that render at any resolution (e.g. posgen).
         """
         # inference_mode lets eval-only shortcuts run (semsyn.inference); the image is returned as a normal
-        # tensor (a copy), so callers may still edit it in place.
+        # tensor (a copy), so callers may still edit it in place; contiguous, whatever layout the path ran in.
         with torch.inference_mode():
             image = self._synthesize(label, instance, style, z, seed, size)
-        return image.clone()
+        return image.clone(memory_format=torch.contiguous_format)
 
     def _synthesize(
         self,

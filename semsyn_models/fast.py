@@ -13,11 +13,23 @@ step, `load_state_dict`, `.to()` or any in-place edit changes the key, and the n
   statistics (x_hat = a x + b per channel) are folded into the gamma/beta weights. Exact in real arithmetic;
   in float32 it differs from the plain path by rounding only (measured <= 1e-5 on a calibrated image, about
   what batch 2 instead of 1 changes in the plain path).
+* Label-map convs on a binary map (`label_scope`): a one-hot label map (plus, say, an instance-edge
+  channel) has at most a few ones per pixel, so the `mlp_shared` conv of such a map is a sum of a few
+  weight columns per tap. Where the whole window holds the same codes (the inside of a label region),
+  the output is one precomputed column per code; only the pixels near a boundary or the image border
+  sum their window's columns (`embedding_bag`). Exact up to the order of a few float additions; the
+  dense conv's multiplications by zero are skipped. A map that is not binary, or has more than
+  MAX_CODES ones at some pixel, takes the conv.
+* bf16: a bfloat16 model's SPADE blocks run channels-last (BF16_CHANNELS_LAST), oneDNN's faster bf16
+  layout; fp32 stays NCHW, within 1e-5 of the plain path.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -30,11 +42,18 @@ from semsyn.inference import fast_path_active
 # Channels-last eval for SPADE blocks: off, measured no faster once the modulation is fused, and its other
 # reduction order moves a calibrated image by 1.2e-5-1.4e-5 (over the 1e-5 budget). docs/performance.md.
 CHANNELS_LAST = False
+# Channels-last eval for bf16 models only: oneDNN's bf16 convolutions run faster in it, and bf16 promises PSNR
+# >= 40 dB against fp32, not fp32's 1e-5 (docs/performance.md).
+BF16_CHANNELS_LAST = True
 # Folding batch-norm running statistics into the gamma/beta conv: off, measured no faster (1.34x against 1.33x
 # at 256 px, within noise) while its rounding grows with |mean| / std. docs/performance.md.
 FOLD_BATCH_NORM = False
+# The binary label-map conv (module docstring); False runs the dense conv always.
+BINARY_LABEL_CONV = True
+# Most ones per pixel the binary label-map conv handles (one-hot labels + instance edges need 2).
+MAX_CODES = 4
 
-__all__ = ["CachedSpectralNorm", "cache_spectral_norm", "spade_block_eval", "TensorsKey"]
+__all__ = ["CachedSpectralNorm", "cache_spectral_norm", "spade_block_eval", "TensorsKey", "label_scope"]
 
 
 class TensorsKey:
@@ -139,8 +158,13 @@ def _block_plan(block: nn.Module) -> dict[str, Any]:
     return plan
 
 
+def _channels_last(t: torch.Tensor) -> bool:
+    """Whether eval tensors of t's dtype run channels-last (CHANNELS_LAST, or BF16_CHANNELS_LAST for bf16)."""
+    return CHANNELS_LAST or (BF16_CHANNELS_LAST and t.dtype == torch.bfloat16)
+
+
 def _cl(t: torch.Tensor) -> torch.Tensor:
-    return t.contiguous(memory_format=torch.channels_last) if CHANNELS_LAST else t
+    return t.contiguous(memory_format=torch.channels_last) if _channels_last(t) else t
 
 
 def _conv_eval(block: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -181,8 +205,12 @@ def spade_block_eval(block: nn.Module, x: torch.Tensor, semantics: torch.Tensor)
 
     plan = _block_plan(block)
     x = _cl(x)
-    seg = _cl(resize_nearest(semantics, x.shape[-2:]))
-    actv = F.conv2d(seg, plan["shared_weight"], plan["shared_bias"], padding=plan["shared_pad"]).relu_()
+    codes = _scope_codes(semantics, x.shape[-2:])
+    if codes is not None and _binary_conv_supported(plan):
+        actv = _binary_conv(codes, plan, semantics.shape[1], channels_last=_channels_last(x)).relu_()
+    else:
+        seg = _cl(resize_nearest(semantics, x.shape[-2:]))
+        actv = F.conv2d(seg, plan["shared_weight"], plan["shared_bias"], padding=plan["shared_pad"]).relu_()
     hiddens = actv.split(plan["hidden"], dim=1)
     norms = _block_norms(block)
 
@@ -196,3 +224,171 @@ def spade_block_eval(block: nn.Module, x: torch.Tensor, semantics: torch.Tensor)
     dx = _conv_eval(block, "conv_0", F.leaky_relu(modulate(0, x), 0.2, inplace=True))
     dx = _conv_eval(block, "conv_1", F.leaky_relu(modulate(1, dx), 0.2, inplace=True))
     return shortcut + dx
+
+
+# -- label-map convs on binary maps ------------------------------------------------------------------------
+
+_SCOPE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("semsyn_label_scope", default=None)
+
+
+@contextlib.contextmanager
+def label_scope(semantics: torch.Tensor, active: bool) -> Iterator[None]:
+    """Within this block, blocks fed `semantics` (this very tensor) may use its codes (computed once, lazily).
+
+    Open it around one forward of a generator (`run_stages` does, when the fast path is active); the codes
+    belong to the tensor as it is now, so the scope must not outlive an in-place edit of it.
+    """
+    if not active or not BINARY_LABEL_CONV:
+        yield
+        return
+    token = _SCOPE.set({"semantics": semantics, "codes": None, "resized": {}})
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def label_codes(semantics: torch.Tensor, max_codes: int = MAX_CODES) -> torch.Tensor | None:
+    """(N, K, H, W) int64: the channels that are 1 at each pixel, -1 padded (K the most at any pixel); None
+    when the map is not binary (values other than 0 and 1), is empty, or has more than `max_codes` ones at a pixel.
+    """
+    if semantics.dim() != 4 or semantics.is_complex() or semantics.dtype == torch.bool:
+        return None
+    ones = semantics == 1
+    if not bool((ones | (semantics == 0)).all()):
+        return None
+    count = ones.sum(1)
+    k = int(count.max()) if count.numel() else 0
+    if not 1 <= k <= max_codes:
+        return None
+    if k == 1 and bool((count == 1).all()):
+        return semantics.argmax(1, keepdim=True)
+    n, _, h, w = semantics.shape
+    codes = torch.full((n, k, h, w), -1, dtype=torch.long, device=semantics.device)
+    b, y, x, c = ones.permute(0, 2, 3, 1).nonzero(as_tuple=True)  # row-major: pixel by pixel
+    pixel = (b * h + y) * w + x
+    first = torch.ones_like(pixel, dtype=torch.bool)
+    first[1:] = pixel[1:] != pixel[:-1]
+    start = torch.cumsum(first, 0) - 1  # which run (pixel) each one belongs to
+    run_start = first.nonzero().squeeze(1)
+    slot = torch.arange(pixel.numel(), device=pixel.device) - run_start[start]
+    codes[b, slot, y, x] = c
+    return codes
+
+
+def _scope_codes(semantics: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor | None:
+    scope = _SCOPE.get()
+    if scope is None or scope["semantics"] is not semantics:
+        return None
+    if scope["codes"] is None:
+        codes = label_codes(semantics)
+        scope["codes"] = False if codes is None else codes
+    codes = scope["codes"]
+    if codes is False:
+        return None
+    size = tuple(size)
+    resized = scope["resized"].get(size)
+    if resized is None:
+        resized = scope["resized"][size] = _resize_codes(codes, size)
+    return resized
+
+
+def _resize_codes(codes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """`resize_nearest` of the map, applied to its codes: the same source pixel for every destination pixel."""
+    h, w = codes.shape[-2:]
+    if (h, w) == size:
+        return codes
+    # legacy nearest: src = floor(dst * in / out), computed as F.interpolate(mode="nearest") does
+    ys = _nearest_index(h, size[0], codes.device)
+    xs = _nearest_index(w, size[1], codes.device)
+    return codes[:, :, ys][:, :, :, xs]
+
+
+def _nearest_index(src: int, dst: int, device: torch.device) -> torch.Tensor:
+    """The source rows F.interpolate(mode="nearest") reads for `dst` outputs from `src` inputs."""
+    probe = torch.arange(src, dtype=torch.float32, device=device).view(1, 1, src, 1)
+    return F.interpolate(probe, size=(dst, 1), mode="nearest").view(dst).long()
+
+
+def _binary_conv_supported(plan: dict[str, Any]) -> bool:
+    if "binary" not in plan:
+        weight = plan["shared_weight"]
+        kh, kw = weight.shape[-2:]
+        plan["binary"] = tuple(plan["shared_pad"]) == (kh // 2, kw // 2) and kh % 2 == 1 and kw % 2 == 1
+    return plan["binary"]
+
+
+def _binary_tables(plan: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Per-tap columns (taps * C + 1 rows, the last 0), and the window sums (every tap on one code) as
+    columns per code (C + 1 columns, the last for no code), with and without the bias.
+    """
+    tables = plan.get("binary_tables")
+    if tables is None:
+        with torch.inference_mode(False), torch.no_grad():
+            weight, bias = plan["shared_weight"], plan["shared_bias"]
+            out_c, in_c, kh, kw = weight.shape
+            taps = weight.double().permute(2, 3, 1, 0).reshape(kh * kw * in_c, out_c)
+            window = weight.double().sum((2, 3))  # (out, C)
+            columns = torch.cat([window, window.new_zeros(out_c, 1)], 1)
+            tables = plan["binary_tables"] = {
+                "taps": torch.cat([taps, taps.new_zeros(1, out_c)]).to(weight.dtype),
+                "first": (columns + bias.double()[:, None]).to(weight.dtype),
+                "more": columns.to(weight.dtype),
+            }
+            # the same columns as rows, for a channels-last output (one row per pixel)
+            for name in ("first", "more"):
+                tables[f"{name}_rows"] = tables[name].t().contiguous()
+    return tables
+
+
+def _binary_conv(
+    codes: torch.Tensor, plan: dict[str, Any], in_channels: int, channels_last: bool = False
+) -> torch.Tensor:
+    """F.conv2d(seg, shared_weight, shared_bias, padding=k // 2) for the binary map seg whose codes these are
+    (channels-last with `channels_last`).
+
+    Inside a window whose every tap holds the centre's codes, the conv is the sum of the window's weights
+    for those codes: one gathered column per code (measured faster than a 1x1 conv of the map with the
+    summed weights, which needs the map resized to every block's size). Elsewhere, near a boundary or the
+    image border, the window's columns are summed with `embedding_bag` and written over it.
+    """
+    tables = _binary_tables(plan)
+    weight, bias = plan["shared_weight"], plan["shared_bias"]
+    kh, kw = weight.shape[-2:]
+    n, k, h, w = codes.shape
+    ph, pw = kh // 2, kw // 2
+    null = kh * kw * in_channels
+    padded = F.pad(codes, (pw, pw, ph, ph), value=-2)  # -2: outside the image, never equal to a code
+    uniform = torch.ones((n, h, w), dtype=torch.bool, device=codes.device)
+    for ky in range(kh):
+        for kx in range(kw):
+            if (ky, kx) != (ph, pw):
+                uniform &= (padded[:, :, ky : ky + h, kx : kx + w] == codes).all(1)
+    columns = torch.where(codes < 0, in_channels, codes)
+    if channels_last:  # a row per pixel: (N, H, W, C) memory, seen as (N, C, H, W)
+        rows = F.embedding(columns[:, 0], tables["first_rows"])
+        for j in range(1, k):
+            rows += F.embedding(columns[:, j], tables["more_rows"])
+        out = rows.permute(0, 3, 1, 2)
+    else:
+        columns = columns.view(n, k, h * w)
+        out = torch.empty((n, weight.shape[0], h, w), dtype=weight.dtype, device=codes.device)
+        flat = out.view(n, -1, h * w)
+        for i in range(n):
+            torch.index_select(tables["first"], 1, columns[i, 0], out=flat[i])
+            for j in range(1, k):
+                flat[i] += tables["more"].index_select(1, columns[i, j])
+    b, y, x = (~uniform).nonzero(as_tuple=True)
+    if b.numel():
+        hp, wp = h + 2 * ph, w + 2 * pw
+        dy = torch.arange(kh, device=codes.device).view(kh, 1)
+        dx = torch.arange(kw, device=codes.device).view(1, kw)
+        slots = torch.arange(k, device=codes.device).view(-1, 1) * (hp * wp)  # (K, 1)
+        offsets = (slots + (dy * wp + dx).view(1, -1)).view(1, -1)  # (1, K * taps), slot-major
+        base = (b * k * hp + y) * wp + x
+        window = padded.reshape(-1)[base.view(-1, 1) + offsets]
+        tap = torch.arange(kh * kw, device=codes.device).repeat(k).view(1, -1)
+        bags = torch.where(window < 0, null, window + tap * in_channels)
+        summed = F.embedding_bag(bags, tables["taps"], mode="sum", padding_idx=null) + bias
+        out[b, :, y, x] = summed
+    return out

@@ -24,7 +24,7 @@ from semsyn.convert import labels_from_options
 from semsyn.errors import ConversionError, SemsynError, SpecError
 from semsyn.inference import fast_path_active
 from semsyn.registry import COND_NORMS, NORMS, close_matches, ref
-from semsyn_models.fast import cache_spectral_norm, spade_block_eval, spade_block_supported
+from semsyn_models.fast import cache_spectral_norm, label_scope, spade_block_eval, spade_block_supported
 
 __all__ = [
     "SyncBatchNorm2d",
@@ -365,15 +365,17 @@ def run_stages(
     """Run `net.schedule` ((block name, x2 nearest upsampling before it), ...) on x, every block seeing `semantics`.
 
     When `net.noise` (a ModuleDict of `NoiseInjection` by block name) exists, noise drawn with `generator`
-    is added to each block's input.
+    is added to each block's input. On the fast path, the blocks share one decoding of a binary label map
+    (`fast.label_scope`).
     """
     noise = getattr(net, "noise", None)
-    for name, upsample in net.schedule:
-        if upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-        if noise is not None and name in noise:
-            x = noise[name](x, generator)
-        x = getattr(net, name)(x, semantics)
+    with label_scope(semantics, fast_path_active(net)):
+        for name, upsample in net.schedule:
+            if upsample:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            if noise is not None and name in noise:
+                x = noise[name](x, generator)
+            x = getattr(net, name)(x, semantics)
     return x
 
 

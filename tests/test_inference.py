@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -108,7 +110,93 @@ def test_dtype_option():
     model = _model(dtype="bfloat16")
     expected = torch.bfloat16 if bf16_supported("cpu") else torch.float32
     assert next(model.generator.parameters()).dtype == expected
-    image = model.synthesize(_label())
+    image = model.synthesize(_label(), seed=0)
     assert image.dtype == expected and torch.isfinite(image.float()).all()
+    assert image.is_contiguous()  # bf16 runs channels-last inside; the image comes back in the usual layout
+    if expected == torch.bfloat16:  # near the fp32 image (this random model's calibration is crude: 29 dB)
+        mse = (image.float() - _model().synthesize(_label(), seed=0)).pow(2).mean().item()
+        assert 10 * math.log10(4 / mse) >= 25
     with pytest.raises(SemsynError, match="float16"):
         _model(dtype="float16")
+
+
+# -- label-map convs on binary maps ------------------------------------------------------------------------
+
+
+def _blocky_seg(n: int, channels: int, h: int, w: int, edges: bool, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    label = torch.randint(0, channels - 1, (n, 1, h // 8, w // 8), generator=g).float()
+    label = torch.nn.functional.interpolate(label, size=(h, w), mode="nearest").long()
+    seg = torch.zeros(n, channels, h, w).scatter_(1, label, 1.0)
+    if edges:  # a second one at some pixels, as an instance-edge channel puts there
+        seg[:, -1] = (torch.rand(n, h, w, generator=g) < 0.1).float()
+    return seg
+
+
+@pytest.mark.parametrize(("kernel", "edges", "n"), [(3, True, 2), (3, False, 1), (1, True, 2), (5, True, 1)])
+def test_binary_label_conv_equals_the_dense_conv(kernel, edges, n):
+    channels, h, w = 12, 32, 40
+    seg = _blocky_seg(n, channels, h, w, edges)
+    g = torch.Generator().manual_seed(1)
+    plan = {
+        "shared_weight": torch.randn(24, channels, kernel, kernel, generator=g),
+        "shared_bias": torch.randn(24, generator=g),
+        "shared_pad": (kernel // 2, kernel // 2),
+    }
+    codes = fast.label_codes(seg)
+    assert codes.shape == (n, 2 if edges else 1, h, w)
+    dense = torch.nn.functional.conv2d(seg, plan["shared_weight"], plan["shared_bias"], padding=kernel // 2)
+    for channels_last in (False, True):  # the bf16 path runs channels-last
+        binary = fast._binary_conv(codes, plan, channels, channels_last=channels_last)
+        assert (binary - dense).abs().max().item() <= 1e-5
+        assert binary.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    # at every block's resolution: the codes resized as resize_nearest resizes the map
+    for size in [(h // 2, w // 2), (h // 4, w // 4), (2 * h, 2 * w), (h - 3, w + 5)]:
+        resized = torch.nn.functional.interpolate(seg, size=size, mode="nearest")
+        dense = torch.nn.functional.conv2d(resized, plan["shared_weight"], plan["shared_bias"], padding=kernel // 2)
+        binary = fast._binary_conv(fast._resize_codes(codes, size), plan, channels)
+        assert (binary - dense).abs().max().item() <= 1e-5
+
+
+def test_label_codes_only_for_binary_maps():
+    seg = _blocky_seg(1, 6, 16, 16, edges=True)
+    codes = fast.label_codes(seg)
+    # each pixel's ones, ascending, -1 padded
+    assert (codes[:, 0] == seg[:, :-1].argmax(1)).all()
+    assert ((codes[:, 1] == 5) == (seg[:, -1] == 1)).all() and (codes[:, 1][seg[:, -1] == 0] == -1).all()
+    empty = seg.clone()
+    empty[0, :, 0, 0] = 0  # a pixel with no label (dontcare maps to nothing): still binary
+    assert fast.label_codes(empty)[0, 0, 0, 0] == -1
+    assert fast.label_codes(seg * 0.5) is None  # soft maps take the conv
+    assert fast.label_codes(torch.ones(1, fast.MAX_CODES + 1, 4, 4)) is None
+    assert fast.label_codes(torch.zeros(1, 3, 4, 4)) is None
+
+
+def test_binary_label_conv_in_the_generator(monkeypatch):
+    # 3x3 modulation convs and an instance-edge channel: two ones at edge pixels
+    model = _model(generator__cond_norm_params={"hidden_channels": 8, "kernel_size": 3})
+    assert model.spec.labels.instance_edges
+    label = _label(n=2)
+    instance = torch.randint(0, 4, (2, 64, 64), generator=torch.Generator().manual_seed(3))
+    calls = []
+    real = fast._binary_conv
+    monkeypatch.setattr(fast, "_binary_conv", lambda *a, **kw: calls.append(a[0].shape) or real(*a, **kw))
+    image = model.synthesize(label, instance=instance, seed=0)
+    assert calls and all(shape[1] == 2 for shape in calls)  # the edges made a second code
+    with reference_path():
+        plain = model.synthesize(label, instance=instance, seed=0)
+    assert (image - plain).abs().max().item() <= 1e-5 and plain.abs().max().item() > 1e-3
+    # the decoded map belongs to one forward: a new map in the same tensor is decoded anew
+    monkeypatch.setattr(fast, "BINARY_LABEL_CONV", False)
+    dense = model.synthesize(label, instance=instance, seed=0)
+    assert (image - dense).abs().max().item() <= 1e-5
+    monkeypatch.setattr(fast, "BINARY_LABEL_CONV", True)
+    sem = model.semantics(label)
+    with torch.inference_mode():
+        model.eval()
+        first = model.generator(sem, generator=torch.Generator().manual_seed(0))
+        sem[:, :] = model.semantics(_label(seed=5, n=2))  # same tensor, edited in place
+        second = model.generator(sem, generator=torch.Generator().manual_seed(0))
+        with reference_path():
+            expected = model.generator(sem, generator=torch.Generator().manual_seed(0))
+    assert (second - expected).abs().max().item() <= 1e-5 and (second - first).abs().max().item() > 1e-3
