@@ -137,6 +137,7 @@ def _blocky_seg(n: int, channels: int, h: int, w: int, edges: bool, seed: int = 
 def test_binary_label_conv_equals_the_dense_conv(kernel, edges, n):
     channels, h, w = 12, 32, 40
     seg = _blocky_seg(n, channels, h, w, edges)
+    seg[0, :, 5, 7] = 0  # a pixel with no class (e.g. dontcare mapped to nothing): no code there
     g = torch.Generator().manual_seed(1)
     plan = {
         "shared_weight": torch.randn(24, channels, kernel, kernel, generator=g),
@@ -144,7 +145,7 @@ def test_binary_label_conv_equals_the_dense_conv(kernel, edges, n):
         "shared_pad": (kernel // 2, kernel // 2),
     }
     codes = fast.label_codes(seg)
-    assert codes.shape == (n, 2 if edges else 1, h, w)
+    assert codes.shape == (n, 2 if edges else 1, h, w) and (codes[0, :, 5, 7] == -1).all()
     dense = torch.nn.functional.conv2d(seg, plan["shared_weight"], plan["shared_bias"], padding=kernel // 2)
     for channels_last in (False, True):  # the bf16 path runs channels-last
         binary = fast._binary_conv(codes, plan, channels, channels_last=channels_last)
