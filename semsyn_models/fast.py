@@ -39,8 +39,8 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 
 from semsyn.inference import fast_path_active
 
-# Channels-last eval for SPADE blocks: off, measured no faster once the modulation is fused, and its other
-# reduction order moves a calibrated image by 1.2e-5-1.4e-5 (over the 1e-5 budget). docs/performance.md.
+# Channels-last eval for fp32 SPADE blocks: off; faster at 256 px, but its other reduction order moves a
+# calibrated image by up to 2.4e-5 (over the 1e-5 budget). docs/performance.md.
 CHANNELS_LAST = False
 # Channels-last eval for bf16 models only: oneDNN's bf16 convolutions run faster in it, and bf16 promises PSNR
 # >= 40 dB against fp32, not fp32's 1e-5 (docs/performance.md).

@@ -187,11 +187,12 @@ def test_binary_label_conv_in_the_generator(monkeypatch):
     with reference_path():
         plain = model.synthesize(label, instance=instance, seed=0)
     assert (image - plain).abs().max().item() <= 1e-5 and plain.abs().max().item() > 1e-3
-    # the decoded map belongs to one forward: a new map in the same tensor is decoded anew
+    # the same fast path with the dense label-map conv gives the same image
     monkeypatch.setattr(fast, "BINARY_LABEL_CONV", False)
     dense = model.synthesize(label, instance=instance, seed=0)
     assert (image - dense).abs().max().item() <= 1e-5
     monkeypatch.setattr(fast, "BINARY_LABEL_CONV", True)
+    # the decoded map belongs to one forward: a new map in the same tensor is decoded anew
     sem = model.semantics(label)
     with torch.inference_mode():
         model.eval()
