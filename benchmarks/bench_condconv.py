@@ -6,7 +6,7 @@ For the cc generator at its official width (ngf 64, COCO-Stuff's 184 label chann
 * generator forward + backward time, and the bytes autograd keeps for backward (`saved_tensors_hooks`,
   storages counted once): in total (with and without the parameters, which every implementation keeps alike)
   and for the conditional convolutions;
-* the conditional convolutions at the generator's real shapes, timed alone (forward + backward).
+* with `--ops`, the conditional convolutions at the generator's real shapes, timed alone (forward + backward).
 
 A "conditional convolution" is the kernel predictor's last 3x3 conv plus the per-pixel depthwise product, one
 `CondDepthwiseConv` call, for every implementation (`recompute` fuses the two, so the line cannot be drawn
@@ -20,14 +20,17 @@ also saved outside it (the predictor's ReLU output `hidden`, which ReLU keeps fo
 Targets for the default implementation: cond. convs saved <= 0.2x unfold's at every size, and generator
 fwd+bwd wall time <= 1.0x unfold's from 256 px (at 128 px the time is reported: see TIME_TARGET_MIN_SIZE).
 
-Usage: python benchmarks/bench_condconv.py [--sizes 128 256] [--repeats 2] [--threads N]
+Timing: the implementations alternate in rounds; a run during which other processes used more than
+`--max-other` cores is discarded (benchmarks/_common.py) and each time is the median of the kept runs.
+
+Usage: python benchmarks/bench_condconv.py [--sizes 128 256] [--rounds 3] [--ops] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -37,6 +40,8 @@ from semsyn_models.ccfpse import (
     CondDepthwiseConv,
     predicted_cond_depthwise_conv3x3,
 )
+
+from _common import Timer, write_json
 
 TARGET_MEMORY, TARGET_TIME = 0.2, 1.0
 # The time target holds from 256 px, the size the memory saving is for. At 128 px the maps are small enough
@@ -94,26 +99,15 @@ def _set_impl(model: torch.nn.Module, impl: str) -> None:
             m.impl = impl
 
 
-class Clock:
-    """Wall-clock and process CPU seconds of a block (CPU time is less disturbed by other processes)."""
-
-    def __enter__(self) -> Clock:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-
-def _generator_step(model: CondConvGenerator, sem: torch.Tensor, z: torch.Tensor) -> tuple[Clock, dict[str, int]]:
+def _generator_step(model: CondConvGenerator, sem: torch.Tensor, z: torch.Tensor) -> dict[str, int]:
+    """One forward + backward; returns the saved-bytes figures (`SavedBytes.figures`)."""
     model.zero_grad(set_to_none=True)
     meter = SavedBytes(model)
-    with Clock() as clock:
-        with torch.autograd.graph.saved_tensors_hooks(meter.pack, lambda t: t):
-            out = model(sem, z)
-        out.square().mean().backward()
+    with torch.autograd.graph.saved_tensors_hooks(meter.pack, lambda t: t):
+        out = model(sem, z)
+    out.square().mean().backward()
     meter.close()
-    return clock, meter.figures()
+    return meter.figures()
 
 
 def _condconv_shapes(model: CondConvGenerator, sem: torch.Tensor, z: torch.Tensor) -> list[tuple[int, ...]]:
@@ -131,28 +125,21 @@ def _condconv_shapes(model: CondConvGenerator, sem: torch.Tensor, z: torch.Tenso
     return shapes
 
 
-def _time_ops(shapes: list[tuple[int, ...]], impl: str) -> tuple[float, float]:
-    wall = cpu = 0.0
+def _condconv_ops(shapes: list[tuple[int, ...]], impl: str) -> Callable[[], None]:
+    """A job running forward + backward of every conditional convolution alone, at the generator's shapes."""
+    inputs = []
     for n, c, h, w, k in shapes:
         x = torch.randn(n, c, h, w, requires_grad=True)
         hidden = torch.randn(n, k, h, w, requires_grad=True)
         weight = torch.randn(9 * c, k, 3, 3).mul_(0.03).requires_grad_()
         bias = torch.zeros(9 * c, requires_grad=True)
-        grad = torch.randn(n, c, h, w)
-        with Clock() as clock:
+        inputs.append((x, hidden, weight, bias, torch.randn(n, c, h, w)))
+
+    def job() -> None:
+        for x, hidden, weight, bias, grad in inputs:
             predicted_cond_depthwise_conv3x3(x, hidden, weight, bias, impl).backward(grad)
-        wall, cpu = wall + clock.wall, cpu + clock.cpu
-    return wall, cpu
 
-
-def _best(measure: Callable[[str], tuple[float, float]], repeats: int) -> dict[str, tuple[float, float]]:
-    """(wall, cpu) minima over repeats, the implementations alternating so that machine load hits all alike."""
-    best = dict.fromkeys(IMPLS, (float("inf"), float("inf")))
-    for _ in range(repeats):
-        for impl in IMPLS:
-            wall, cpu = measure(impl)
-            best[impl] = (min(best[impl][0], wall), min(best[impl][1], cpu))
-    return best
+    return job
 
 
 def _mib(b: float) -> str:
@@ -163,8 +150,9 @@ def _seconds(v: float) -> str:
     return f"{v:9.3f} s  "
 
 
-def run(size: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Measure every implementation at size x size; returns impl -> {figure: ratio to the reference}."""
+def run(size: int, rounds: int, max_other: float, ops: bool) -> tuple[dict[str, dict[str, float]], dict]:
+    """Measure every implementation at size x size; returns impl -> {figure: ratio to the reference}, and
+    the raw figures (impl -> figure -> value, the runs, the load) for the JSON file."""
     torch.manual_seed(0)
     model = CondConvGenerator(184, (size, size), ngf=64, use_vae=True)
     label = torch.randint(0, 183, (1, 1, size, size))
@@ -172,32 +160,36 @@ def run(size: int, repeats: int) -> dict[str, dict[str, float]]:
     z = torch.randn(1, 256)
     print(f"\n== cc generator, COCO-Stuff (184 label channels), ngf 64, batch 1, {size}x{size} ==")
     saved: dict[str, dict[str, int]] = {}
+    jobs: dict[str, Callable[[], object]] = {}
+    for impl in IMPLS:
 
-    def generator_time(impl: str) -> tuple[float, float]:
-        _set_impl(model, impl)
-        clock, saved[impl] = _generator_step(model, sem, z)
-        return clock.wall, clock.cpu
+        def step(impl: str = impl) -> None:
+            _set_impl(model, impl)
+            saved[impl] = _generator_step(model, sem, z)
 
-    generator_time("recompute")  # warm-up: oneDNN builds its kernels for every conv shape once
-    times = _best(generator_time, repeats)
+        jobs[f"time|{impl}"] = step
+    jobs["time|recompute"]()  # warm-up: oneDNN builds its kernels for every conv shape once
     shapes = _condconv_shapes(model, sem, z)
-    _time_ops(shapes, "recompute")  # warm-up
-    op_times = _best(lambda impl: _time_ops(shapes, impl), repeats)
-    figures = {
-        impl: {
-            "time": times[impl][0],
-            "cpu": times[impl][1],
-            "op_time": op_times[impl][0],
-            "op_cpu": op_times[impl][1],
-            **saved[impl],
-        }
-        for impl in IMPLS
-    }
-    rows = [
-        ("generator fwd+bwd wall time", "time", _seconds),
-        ("generator fwd+bwd CPU time", "cpu", _seconds),
-        ("cond. convs alone, fwd+bwd wall", "op_time", _seconds),
-        ("cond. convs alone, fwd+bwd CPU", "op_cpu", _seconds),
+    if ops:
+        for impl in IMPLS:
+            jobs[f"op_time|{impl}"] = _condconv_ops(shapes, impl)
+        jobs["op_time|recompute"]()  # warm-up
+    # The implementations alternate within each round, so a drift in the machine's load hits all alike.
+    timer = Timer(max_other)
+    for _ in range(rounds):
+        for key, job in jobs.items():
+            timer.run(key, job)
+    figures: dict[str, dict[str, float]] = {impl: dict(saved[impl]) for impl in IMPLS}
+    noisy = []
+    for key in jobs:
+        figure, impl = key.split("|")
+        figures[impl][figure], flagged = timer.median(key)
+        if flagged:
+            noisy.append(key)
+    rows = [("generator fwd+bwd wall time", "time", _seconds)]
+    if ops:
+        rows.append(("cond. convs alone, fwd+bwd wall", "op_time", _seconds))
+    rows += [
         ("generator saved, all storages", "all", _mib),
         ("generator saved, activations", "total", _mib),
         ("cond. convs saved, activations", "condconv", _mib),
@@ -214,14 +206,34 @@ def run(size: int, repeats: int) -> dict[str, dict[str, float]]:
             ratios[impl][key] = figures[impl][key] / ref if ref else 0.0
         cells = "".join(f" {fmt(figures[impl][key])}" for impl in IMPLS)
         print(f"{name:34s}{cells}" + "".join(f"{ratios[impl][key]:17.3f}x" for impl in others))
-    print(f"({len(shapes)} conditional convolutions; largest x {max(shapes, key=lambda s: s[1] * s[2] * s[3])[:4]})")
-    return ratios
+    # Round by round, each implementation's step against unfold's in the same round: the ratio's spread.
+    for impl in others:
+        pairs = zip(timer.runs[f"time|{impl}"], timer.runs[f"time|{REFERENCE}"])
+        print(f"{impl}/{REFERENCE} step time by round: {', '.join(f'{a / b:.3f}' for (a, _), (b, _) in pairs)}")
+    largest = max(shapes, key=lambda s: s[1] * s[2] * s[3])[:4]
+    print(
+        f"({len(shapes)} conditional convolutions; largest x {largest}; times are medians of {rounds} rounds; "
+        f"other processes used {timer.load():.2f} cores on average"
+        + (f"; NOISY, fewer than 3 quiet runs: {', '.join(noisy)})" if noisy else ")")
+    )
+    raw = {
+        "figures": figures,
+        "ratios": ratios,
+        "runs": timer.runs,
+        "noisy": noisy,
+        "load_other_cores": timer.load(),
+        "rounds": rounds,
+    }
+    return ratios, raw
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-other", type=float, default=0.2, help="discard runs where others used more cores")
+    parser.add_argument("--ops", action="store_true", help="also time the conditional convolutions alone")
+    parser.add_argument("--json", type=Path, default=None, help="default benchmarks/results/condconv.json")
     parser.add_argument(
         "--threads",
         type=int,
@@ -234,8 +246,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; default impl {DEFAULT_DEPTHWISE_IMPL!r}")
     ok = True
+    results: dict[str, dict] = {}
     for size in args.sizes:
-        ratios = run(size, args.repeats)
+        ratios, results[str(size)] = run(size, args.rounds, args.max_other, args.ops)
         for impl, r in ratios.items():
             timed = size >= TIME_TARGET_MIN_SIZE
             met = r["condconv"] <= TARGET_MEMORY and (r["time"] <= TARGET_TIME or not timed)
@@ -245,8 +258,14 @@ def main() -> None:
                 f"{impl} at {size}: target (cond. convs saved <= {TARGET_MEMORY}x{time_target}) "
                 f"{'met' if met else 'NOT met'}: memory {r['condconv']:.3f}x (added "
                 f"{r['added']:.3f}x, generator {r['total']:.3f}x activations, {r['all']:.3f}x all), "
-                f"time {r['time']:.3f}x wall, {r['cpu']:.3f}x CPU"
+                f"time {r['time']:.3f}x wall (median)"
             )
+            results[str(size)].setdefault("targets", {})[impl] = met
+    write_json(
+        {"threads": torch.get_num_threads(), "default_impl": DEFAULT_DEPTHWISE_IMPL, "sizes": results},
+        "condconv",
+        args.json,
+    )
     raise SystemExit(0 if ok else 1)
 
 

@@ -6,7 +6,9 @@ channels, batch 1) and their discriminators, in one process with the same weight
 * `plain`: eval forward under `torch.no_grad` inside `semsyn.inference.reference_path()` (today's code);
 * `fast`: eval forward under `torch.inference_mode` (cached spectral norm, SPADE's fused modulation, its
   label-map convs from the binary map's codes), fp32;
-* `bf16`: the fast path on a bfloat16 copy of the model (generators only; SPADE blocks channels-last).
+* `bf16`: the fast path on a bfloat16 copy of the model (generators only; SPADE blocks channels-last);
+* `train`: train-mode forward + backward of an fp32 copy (reported with the bytes autograd saves for
+  backward and, on CUDA, the peak memory; no target).
 
 Every variant runs in each round, in turn, so load drift hits all alike; each run is kept only when other
 processes used less than `--max-other` cores during it (from /proc/stat's busy jiffies minus this process's
@@ -18,6 +20,7 @@ from train-mode forwards, conv_img scaled so the image spans [-1, 1]) so that PS
 taken on an image, not on the near-zero output of a fresh initialisation.
 
 Usage: python benchmarks/bench_inference.py [--quick] [--size 256] [--rounds 5] [--json PATH] [--compile]
+    [--device cuda]
 Exit status 1 when a target below is not met.
 """
 
@@ -25,10 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
-import os
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,55 +41,17 @@ from torch.utils.flop_counter import FlopCounterMode
 import semsyn
 from semsyn.inference import bf16_supported, reference_path
 
+from _common import Timer, write_json
+
 SPEEDUP_SPADE, NO_SLOWER, BF16_SPEEDUP, PSNR_DB = 1.25, 0.95, 1.8, 40.0
 LABEL_CHANNELS = 184
-_BUSY = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal (idle and iowait are not busy)
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _busy_jiffies() -> tuple[int, int]:
-    """(busy jiffies of the whole machine, jiffies of this process) now."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    with open("/proc/self/stat") as f:
-        mine = f.read().rsplit(")", 1)[1].split()
-    return sum(fields[i] for i in _BUSY), int(mine[11]) + int(mine[12])
-
-
-class Timer:
-    """Times runs and records how many cores other processes used during each."""
-
-    def __init__(self, max_other: float) -> None:
-        self.max_other = max_other
-        self.runs: dict[str, list[tuple[float, float]]] = {}
-
-    def run(self, name: str, fn: Callable[[], Any]) -> None:
-        busy0, mine0 = _busy_jiffies()
-        start = time.perf_counter()
-        fn()
-        wall = time.perf_counter() - start
-        busy1, mine1 = _busy_jiffies()
-        other = max(0, (busy1 - busy0) - (mine1 - mine0)) / _TICK / wall
-        self.runs.setdefault(name, []).append((wall, other))
-
-    def median(self, name: str) -> tuple[float, bool]:
-        """(median wall seconds of the kept runs, noisy: too few runs were kept and all were used)."""
-        runs = self.runs[name]
-        kept = [w for w, o in runs if o <= self.max_other]
-        noisy = len(kept) < 3
-        return statistics.median(kept if not noisy else [w for w, _ in runs]), noisy
-
-    def load(self) -> float:
-        """Mean cores used by other processes over all runs."""
-        every = [o for runs in self.runs.values() for _, o in runs]
-        return statistics.mean(every) if every else 0.0
-
-
-def _semantics(size: int, seed: int = 0, batch: int = 1) -> torch.Tensor:
+def _semantics(size: int, seed: int = 0, batch: int = 1, device: str = "cpu") -> torch.Tensor:
     # Blocky regions, like a real label map (a per-pixel random map would be all edges).
     blocks = torch.randint(0, LABEL_CHANNELS - 1, (batch, 1, 8, 8), generator=torch.Generator().manual_seed(seed))
     label = nn.functional.interpolate(blocks.float(), size=(size, size), mode="nearest").long()
-    return torch.zeros(batch, LABEL_CHANNELS, size, size).scatter_(1, label, 1.0)
+    return torch.zeros(batch, LABEL_CHANNELS, size, size).scatter_(1, label, 1.0).to(device)
 
 
 @torch.no_grad()
@@ -101,8 +63,9 @@ def _calibrate(gen: nn.Module, sem: torch.Tensor, z: torch.Tensor | None) -> Non
         m.momentum = None  # cumulative average
     gen.train()
     for seed in range(1, 3):  # statistics over 8 other label maps, as a trained model's are over a dataset
-        batch = _semantics(sem.shape[-1], seed, batch=4)
-        gen(batch, None if z is None else torch.randn(4, z.shape[1], generator=torch.Generator().manual_seed(seed)))
+        batch = _semantics(sem.shape[-1], seed, batch=4, device=sem.device)
+        zs = None if z is None else torch.randn(4, z.shape[1], generator=torch.Generator().manual_seed(seed))
+        gen(batch, None if zs is None else zs.to(sem.device))
     gen.eval()
     for m in norms:
         m.momentum = 0.1
@@ -135,15 +98,15 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(4.0 / mse)  # images span [-1, 1]: peak-to-peak 2
 
 
-def _cases(size: int) -> dict[str, dict[str, Any]]:
-    """name -> {model, args, kind, flops} for the two generators and their discriminators."""
-    sem = _semantics(size)
+def _cases(size: int, device: str) -> dict[str, dict[str, Any]]:
+    """name -> {model, args, kind} for the two generators and their discriminators."""
+    sem = _semantics(size, device=device)
     cases: dict[str, dict[str, Any]] = {}
     for family, spec in (("spade", "spade-coco"), ("cc", "ccfpse-coco")):
         torch.manual_seed(0)
-        model = semsyn.create_model(spec, with_discriminator=True, image_size=[size, size])
+        model = semsyn.create_model(spec, with_discriminator=True, image_size=[size, size], device=device)
         gen, disc = model.generator, model.discriminator.eval()
-        z = torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(0)) if gen.use_vae else None
+        z = torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(0)).to(device) if gen.use_vae else None
         _calibrate(gen, sem, z)
         with torch.no_grad():
             image = gen(sem, z)
@@ -180,10 +143,64 @@ def _variants(case: dict[str, Any], bf16: bool) -> dict[str, Callable[[], Any]]:
     return out
 
 
-def measure(size: int, rounds: int, max_other: float, try_compile: bool) -> dict[str, Any]:
+def _train_step(case: dict[str, Any]) -> tuple[Callable[[], Any], nn.Module]:
+    """Train-mode forward + backward of a copy of the case's network (its own batch-norm statistics and
+    spectral-norm vectors move, not the eval copy's); returns the job and the copy."""
+    model = copy.deepcopy(case["model"]).train()
+    args = case["args"]
+
+    def step() -> Any:
+        model.zero_grad(set_to_none=True)
+        out = model(*args)
+        loss = out.square().mean() if case["kind"] == "generator" else sum(t.mean() for t in out.logits)
+        loss.backward()
+
+    return step, model
+
+
+def _saved_bytes(model: nn.Module, step: Callable[[], Any]) -> int:
+    """Bytes of the storages autograd saves for backward in one step (each once; parameters left out)."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    return sum(b for p, b in saved.items() if p not in params)
+
+
+def _peak_bytes(device: str, step: Callable[[], Any]) -> int | None:
+    """Peak CUDA memory allocated during one step (None on other devices)."""
+    if torch.device(device).type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device)
+
+
+def _synced(device: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """fn, then a wait for the device's queued work (so that a CUDA timing covers the work, not its launch)."""
+    if torch.device(device).type != "cuda":
+        return fn
+
+    def run() -> Any:
+        out = fn()
+        torch.cuda.synchronize(device)
+        return out
+
+    return run
+
+
+def measure(size: int, rounds: int, max_other: float, try_compile: bool, device: str = "cpu") -> dict[str, Any]:
     """Every case and variant at size x size; returns the figures (also printed as a table)."""
-    cases = _cases(size)
-    bf16 = bf16_supported("cpu")
+    cases = _cases(size, device)
+    bf16 = bf16_supported(device)
     timer = Timer(max_other)
     jobs: dict[str, Callable[[], Any]] = {}
     results: dict[str, Any] = {}
@@ -198,13 +215,18 @@ def measure(size: int, rounds: int, max_other: float, try_compile: bool) -> dict
             row["max_abs_fast_vs_plain"] = (outs["fast"] - first).abs().max().item()
             if "bf16" in outs:
                 row["psnr_bf16_db"] = _psnr(outs["bf16"], outs["fast"])
+        train, train_model = _train_step(case)
+        train()  # warm-up
+        row["train_saved_bytes"] = _saved_bytes(train_model, train)
+        row["train_peak_bytes"] = _peak_bytes(device, train)
+        variants["train"] = train
         results[name] = row
-        jobs.update({f"{name}|{v}": fn for v, fn in variants.items()})
+        jobs.update({f"{name}|{v}": _synced(device, fn) for v, fn in variants.items()})
         if case["kind"] == "generator":
             for layout in (torch.contiguous_format, torch.channels_last):
                 stack, stack_flops = _conv_stack(flops, size)
-                stack = stack.to(memory_format=layout)
-                x = torch.randn(1, 128, size, size).contiguous(memory_format=layout)
+                stack = stack.to(device, memory_format=layout)
+                x = torch.randn(1, 128, size, size, device=device).contiguous(memory_format=layout)
 
                 def run_stack(s: nn.Module = stack, x: torch.Tensor = x) -> Any:
                     with torch.inference_mode():
@@ -212,7 +234,7 @@ def measure(size: int, rounds: int, max_other: float, try_compile: bool) -> dict
 
                 run_stack()
                 key = "channels_last" if layout == torch.channels_last else "nchw"
-                jobs[f"{name}|stack-{key}"] = run_stack
+                jobs[f"{name}|stack-{key}"] = _synced(device, run_stack)
                 row[f"stack_flops_{key}"] = stack_flops
     if try_compile:
         gen = cases["spade G"]
@@ -226,7 +248,7 @@ def measure(size: int, rounds: int, max_other: float, try_compile: bool) -> dict
             with torch.inference_mode():
                 return compiled(*gen["args"])
 
-        jobs["spade G|compiled"] = run_compiled
+        jobs["spade G|compiled"] = _synced(device, run_compiled)
     for _ in range(rounds):
         for key, fn in jobs.items():
             timer.run(key, fn)
@@ -244,7 +266,7 @@ def measure(size: int, rounds: int, max_other: float, try_compile: bool) -> dict
         ]
         if stacks:
             row["stack_gflops"] = max(stacks) / 1e9
-    return {"size": size, "rounds": rounds, "load_other_cores": timer.load(), "results": results}
+    return {"size": size, "rounds": rounds, "device": device, "load_other_cores": timer.load(), "results": results}
 
 
 def report(figures: dict[str, Any]) -> list[str]:
@@ -259,7 +281,7 @@ def report(figures: dict[str, Any]) -> list[str]:
         speed = row["plain_s"] / row["fast_s"]
         bf16 = row["fast_s"] / row["bf16_s"] if "bf16_s" in row else None
         share = 100 * row["fast_gflops"] / row["stack_gflops"] if "stack_gflops" in row else None
-        noisy = " (noisy)" if any(v for k, v in row.items() if k.endswith("_noisy")) else ""
+        noisy = " (noisy)" if any(v for k, v in row.items() if k.endswith("_noisy") and k != "train_noisy") else ""
         print(
             f"{name:30s}{row['flops'] / 1e9:8.1f}{row['plain_s']:9.3f}{row['fast_s']:9.3f}"
             + (f"{row['bf16_s']:9.3f}" if "bf16_s" in row else f"{'-':>9s}")
@@ -290,6 +312,16 @@ def report(figures: dict[str, Any]) -> list[str]:
             failed.append(f"{name}: bf16 PSNR {row['psnr_bf16_db']:.1f} dB < {PSNR_DB} dB")
         if row.get("max_abs_fast_vs_plain", 0.0) > 1e-5:
             failed.append(f"{name}: fp32 fast path differs from plain by {row['max_abs_fast_vs_plain']:.1e} > 1e-5")
+    print(f"\n== train forward + backward (train mode, fp32), batch 1, {size}x{size} ==")
+    print(f"{'network':30s}{'params M':>9s}{'train s':>9s}{'saved MiB':>11s}{'peak MiB':>10s}")
+    for name, row in results.items():
+        peak = row["train_peak_bytes"]
+        print(
+            f"{name:30s}{row['params'] / 1e6:9.1f}{row['train_s']:9.3f}{row['train_saved_bytes'] / 2**20:11.1f}"
+            + (f"{peak / 2**20:10.1f}" if peak is not None else f"{'-':>10s}")
+            + (" (noisy)" if row.get("train_noisy") else "")
+        )
+    print("saved: storages autograd keeps for backward, each once, parameters left out; peak: CUDA only")
     return failed
 
 
@@ -300,6 +332,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-other", type=float, default=0.2, help="discard runs where others used more cores")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, default=None, help="default benchmarks/results/inference-<size>.json")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the SPADE generator")
     parser.add_argument("--skip-targets", nargs="*", default=[], help="targets reported but not enforced, by text")
@@ -307,13 +340,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     size, rounds = (64, max(3, min(args.rounds, 5))) if args.quick else (args.size, args.rounds)
-    figures = measure(size, rounds, args.max_other, args.compile)
+    figures = measure(size, rounds, args.max_other, args.compile, args.device)
     failed = report(figures)
     figures["targets_not_met"] = failed
-    path = args.json or Path(__file__).parent / "results" / f"inference-{size}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"figures written to {path}")
+    write_json(figures, f"inference-{size}", args.json)
     for line in failed:
         print(f"target NOT met: {line}")
     # --quick (make bench) promises the SPADE speed-up, bf16's PSNR and fp32 equality. "No slower" for the
