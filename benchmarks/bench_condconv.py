@@ -137,6 +137,8 @@ def _condconv_ops(shapes: list[tuple[int, ...]], impl: str) -> Callable[[], None
 
     def job() -> None:
         for x, hidden, weight, bias, grad in inputs:
+            for t in (x, hidden, weight, bias):
+                t.grad = None  # each run computes the gradients afresh instead of adding to the last run's
             predicted_cond_depthwise_conv3x3(x, hidden, weight, bias, impl).backward(grad)
 
     return job
