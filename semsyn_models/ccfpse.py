@@ -47,9 +47,11 @@ from torch.autograd.function import once_differentiable
 
 from semsyn.convert import OFFICIAL_FORMATS, KeyTable
 from semsyn.errors import ConversionError, LabelError, SemsynError, SpecError
+from semsyn.inference import fast_path_active
 from semsyn.model import DiscriminatorOutput
 from semsyn.registry import DISCRIMINATORS, GENERATORS, ref
 from semsyn.spec import Range
+from semsyn_models.fast import cc_block_eval, cc_block_supported, label_scope
 from semsyn_models.layers import (
     SPADE,
     check_official_latent_size,
@@ -393,8 +395,16 @@ class DepthsepCCBlock(nn.Module):
             self.norm_s = SPADE(fin, cond_channels, norm="batch", hidden_channels=hidden_channels)
             self.conv_s = spectral(nn.Conv2d(fin, fout, 1, bias=False), spectral_norm)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """x (N, fin, H, W), cond (N, cond_channels, h, w) -> (N, fout, H, W); cond is resized to x (nearest)."""
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor, *, sources: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """x (N, fin, H, W), cond (N, cond_channels, h, w) -> (N, fout, H, W); cond is resized to x (nearest).
+
+        `sources`: (label map, label-FPN map) when cond is cat(label map resized to x, label-FPN map) at x's
+        size, as the generator makes it; in eval without autograd the block then runs `fast.cc_block_eval`.
+        """
+        if sources is not None and fast_path_active(self) and cc_block_supported(self):
+            return cc_block_eval(self, x, cond, *sources)
         cond = resize_nearest(cond, x.shape[-2:])
         x_s = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
         # Each predicted tensor is made right before its use, so at most one 9x-wide map is alive in forward.
@@ -524,12 +534,14 @@ class CondConvGenerator(nn.Module):
         )
         fpn = self._label_fpn(semantics)
         level = 0
-        for name, upsample in self.schedule:
-            if upsample:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-                level += 1
-            cond = torch.cat([resize_nearest(semantics, x.shape[-2:]), fpn[level]], dim=1)
-            x = getattr(self, name)(x, cond)
+        fast = fast_path_active(self)
+        with label_scope(semantics, fast):  # the blocks share one decoding of a binary label map
+            for name, upsample in self.schedule:
+                if upsample:
+                    x = F.interpolate(x, scale_factor=2, mode="nearest")
+                    level += 1
+                cond = torch.cat([resize_nearest(semantics, x.shape[-2:]), fpn[level]], dim=1)
+                x = getattr(self, name)(x, cond, sources=(semantics, fpn[level]) if fast else None)
         return torch.tanh(self.conv_img(lrelu(x)))
 
 

@@ -20,6 +20,10 @@ step, `load_state_dict`, `.to()` or any in-place edit changes the key, and the n
   sum their window's columns (`embedding_bag`). Exact up to the order of a few float additions; the
   dense conv's multiplications by zero are skipped. A map that is not binary, or has more than
   MAX_CODES ones at some pixel, takes the conv.
+* CC-FPSE block (`cc_block_eval`): the first convs of a block's four prediction heads (and of its shortcut
+  SPADE) read the same conditioning map, cat(label map, label-FPN map), so they run as one conv; on a
+  binary label map its label part is the binary label-map conv above and only the FPN part is a dense conv.
+  Exact up to rounding, like the SPADE block.
 * bf16: a bfloat16 model's SPADE blocks run channels-last (BF16_CHANNELS_LAST), oneDNN's faster bf16
   layout; fp32 stays NCHW, within 1e-5 of the plain path.
 """
@@ -53,7 +57,15 @@ BINARY_LABEL_CONV = True
 # Most ones per pixel the binary label-map conv handles (one-hot labels + instance edges need 2).
 MAX_CODES = 4
 
-__all__ = ["CachedSpectralNorm", "cache_spectral_norm", "spade_block_eval", "TensorsKey", "label_scope"]
+__all__ = [
+    "CachedSpectralNorm",
+    "cache_spectral_norm",
+    "cc_block_eval",
+    "cc_block_supported",
+    "spade_block_eval",
+    "TensorsKey",
+    "label_scope",
+]
 
 
 class TensorsKey:
@@ -224,6 +236,97 @@ def spade_block_eval(block: nn.Module, x: torch.Tensor, semantics: torch.Tensor)
     dx = _conv_eval(block, "conv_0", F.leaky_relu(modulate(0, x), 0.2, inplace=True))
     dx = _conv_eval(block, "conv_1", F.leaky_relu(modulate(1, dx), 0.2, inplace=True))
     return shortcut + dx
+
+
+# -- CC-FPSE conditional-convolution block ---------------------------------------------------------------
+
+
+def _cc_heads(block: nn.Module) -> list[nn.Module]:
+    return [block.gen_weights1, block.gen_se_weights1, block.gen_weights2, block.gen_se_weights2]
+
+
+def _cc_first_convs(block: nn.Module) -> list[nn.Module]:
+    """The convs that read the block's conditioning map: each head's first, and the shortcut SPADE's shared one."""
+    convs = [head[0] for head in _cc_heads(block)]
+    return convs + ([block.norm_s.mlp_shared[0]] if block.learned_shortcut else [])
+
+
+def cc_block_supported(block: nn.Module) -> bool:
+    """Whether a DepthsepCCBlock's convs on the conditioning map are plain, biased, ReLU-followed convs of one
+    geometry (so that they run as one conv), and its shortcut norm a plain `SPADE`."""
+    from semsyn_models.layers import SPADE
+
+    for head in _cc_heads(block):
+        if not isinstance(head, nn.Sequential) or len(head) < 3 or type(head[1]) is not nn.ReLU:
+            return False
+    if block.learned_shortcut and (type(block.norm_s) is not SPADE or type(block.norm_s.mlp_shared[1]) is not nn.ReLU):
+        return False
+    convs = _cc_first_convs(block)
+    for conv in convs:
+        if type(conv) is not nn.Conv2d or conv._forward_pre_hooks or conv._forward_hooks or conv.bias is None:
+            return False
+        if conv.padding_mode != "zeros" or conv.groups != 1 or conv.stride != (1, 1) or conv.dilation != (1, 1):
+            return False
+    return len({(conv.kernel_size, conv.padding, conv.in_channels) for conv in convs}) == 1
+
+
+def _cc_plan(block: nn.Module, label_channels: int) -> dict[str, Any]:
+    """The block's first convs as one (weight, bias), and its label-map part as a binary-conv plan."""
+    convs = _cc_first_convs(block)
+    tensors = [t for conv in convs for t in (conv.weight, conv.bias)]
+    plan = getattr(block, "_eval_plan", None)
+    if plan is not None and plan["key"].matches(tensors) and plan["label_channels"] == label_channels:
+        return plan
+    with torch.inference_mode(False), torch.no_grad():
+        weight = torch.cat([conv.weight for conv in convs])
+        bias = torch.cat([conv.bias for conv in convs])
+        plan = {
+            "key": TensorsKey(tensors),
+            "label_channels": label_channels,
+            "weight": weight,
+            "bias": bias,
+            "pad": convs[0].padding,
+            "hidden": [conv.out_channels for conv in convs],
+            "fpn_weight": weight[:, label_channels:].contiguous(),
+            # a plan `_binary_conv` takes (its tables are cached in it)
+            "label": {
+                "shared_weight": weight[:, :label_channels].contiguous(),
+                "shared_bias": bias,
+                "shared_pad": convs[0].padding,
+            },
+        }
+    block._eval_plan = plan
+    return plan
+
+
+def cc_block_eval(
+    block: nn.Module, x: torch.Tensor, cond: torch.Tensor, semantics: torch.Tensor, fpn: torch.Tensor
+) -> torch.Tensor:
+    """DepthsepCCBlock.forward in eval without autograd, its convs on the conditioning map run as one.
+
+    `cond` is cat(semantics resized to x, fpn) as the generator made it; when `semantics` is the binary map of
+    the open `label_scope`, the label part of that conv takes the binary label-map conv and `cond` is not read.
+    """
+    label_channels = semantics.shape[1]
+    plan = _cc_plan(block, label_channels)
+    codes = _scope_codes(semantics, x.shape[-2:])
+    if codes is not None and _binary_conv_supported(plan["label"]):
+        hidden = _binary_conv(codes, plan["label"], label_channels)
+        hidden += F.conv2d(fpn, plan["fpn_weight"], None, padding=plan["pad"])
+    else:
+        hidden = F.conv2d(cond, plan["weight"], plan["bias"], padding=plan["pad"])
+    hidden = hidden.relu_().split(plan["hidden"], dim=1)
+    if block.learned_shortcut:
+        norm = block.norm_s
+        normalized = norm.param_free_norm(x)
+        x_s = block.conv_s(torch.addcmul(norm.mlp_beta(hidden[4]), normalized, 1 + norm.mlp_gamma(hidden[4])))
+    else:
+        x_s = x
+    dx = block.conv_0(block.norm_1(x), hidden[0], block.gen_weights1[-1])
+    dx = F.leaky_relu(block.conv_1(dx) * block.gen_se_weights1[2:](hidden[1]), 0.2)
+    dx = block.conv_2(block.norm_2(dx), hidden[2], block.gen_weights2[-1])
+    dx = F.leaky_relu(block.conv_3(dx) * block.gen_se_weights2[2:](hidden[3]), 0.2)
+    return x_s + dx
 
 
 # -- label-map convs on binary maps ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from semsyn import SemsynError
 from semsyn.inference import bf16_supported, fast_path_active, reference_path
 from semsyn_models import fast
 from semsyn_models.fast import CachedSpectralNorm
+from semsyn_models.layers import settle_spectral_norms
 
 
 def _model(**overrides) -> semsyn.SynthesisModel:
@@ -202,3 +203,79 @@ def test_binary_label_conv_in_the_generator(monkeypatch):
         with reference_path():
             expected = model.generator(sem, generator=torch.Generator().manual_seed(0))
     assert (second - expected).abs().max().item() <= 1e-5 and (second - first).abs().max().item() > 1e-3
+
+
+# -- CC-FPSE blocks: the convs on the conditioning map as one ------------------------------------------------
+
+
+def _cc_model() -> semsyn.SynthesisModel:
+    torch.manual_seed(0)
+    model = semsyn.create_model("ccfpse-synthetic", image_size=[64, 64], generator__ngf=4)
+    # Trained-looking weights: at the official init (gain 0.02) the heads' outputs are too small for a
+    # difference between the paths to show.
+    with torch.no_grad():
+        for p in model.generator.parameters():
+            p.normal_(0, p[0].numel() ** -0.5 if p.dim() >= 2 else 0.1)
+        for m in model.generator.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    settle_spectral_norms(model.generator)  # sigma for the new weights, as a trained model's vectors give
+    return model
+
+
+def test_cc_blocks_fast_path_equals_the_plain_path(monkeypatch):
+    model = _cc_model()
+    assert model.spec.labels.instance_edges
+    # regions of 8x8 pixels: insides (one gathered column) and boundaries (summed windows) both occur
+    label = torch.nn.functional.interpolate(_label(n=2)[:, None, :8, :8].float(), size=(64, 64)).long()[:, 0]
+    instance = torch.randint(0, 4, (2, 64, 64), generator=torch.Generator().manual_seed(3))
+    calls = []
+    real = fast._binary_conv
+    monkeypatch.setattr(fast, "_binary_conv", lambda *a, **kw: calls.append(a[0].shape) or real(*a, **kw))
+    image = model.synthesize(label, instance=instance, seed=0)
+    blocks = [m for m in model.generator.modules() if type(m).__name__ == "DepthsepCCBlock"]
+    assert len(calls) == len(blocks) and all(shape[1] == 2 for shape in calls)  # every block, edges included
+    assert all(fast.cc_block_supported(b) and b._eval_plan is not None for b in blocks)
+    assert any(b.learned_shortcut for b in blocks)  # the shortcut SPADE's conv joins the fused conv too
+    with reference_path():
+        plain = model.synthesize(label, instance=instance, seed=0)
+    assert (image - plain).abs().max().item() <= 1e-5 and plain.std().item() > 1e-2
+    # the fused conv on the dense map (the binary conv off) gives the same image
+    monkeypatch.setattr(fast, "BINARY_LABEL_CONV", False)
+    count = len(calls)
+    dense = model.synthesize(label, instance=instance, seed=0)
+    assert len(calls) == count and (dense - plain).abs().max().item() <= 1e-5
+
+
+def test_cc_blocks_fast_path_follows_weight_edits():
+    model = _cc_model()
+    label = _label(n=1)
+    before = model.synthesize(label, seed=0)
+    with torch.no_grad():
+        model.generator.up_0.gen_weights1[0].weight.mul_(4.0)  # in place: the cached fused weight is stale
+    after = model.synthesize(label, seed=0)
+    with reference_path():
+        plain = model.synthesize(label, seed=0)
+    assert (after - plain).abs().max().item() <= 1e-5 and (after - before).abs().max().item() > 1e-3
+
+
+def test_cc_blocks_take_the_plain_path_in_training_and_with_autograd(monkeypatch):
+    from semsyn_models import ccfpse
+
+    calls = []
+    monkeypatch.setattr(ccfpse, "cc_block_eval", lambda *a, **kw: calls.append(1) or fast.cc_block_eval(*a, **kw))
+    model = _cc_model()
+    sem = model.semantics(_label(n=1))
+    model.generator.eval()
+    with torch.no_grad():
+        model.generator(sem)
+    assert len(calls) == 7  # the spy sees the fast path: every block
+    calls.clear()
+    grad_sem = sem.clone().requires_grad_()
+    model.generator(grad_sem).mean().backward()  # eval, autograd on
+    assert not calls and grad_sem.grad is not None and grad_sem.grad.abs().sum() > 0
+    model.generator.train()
+    with torch.no_grad():
+        model.generator(sem)  # train mode, autograd off
+    assert not calls
