@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, get_args
 
 import torch
@@ -407,13 +407,24 @@ class DepthsepCCBlock(nn.Module):
             return cc_block_eval(self, x, cond, *sources)
         cond = resize_nearest(cond, x.shape[-2:])
         x_s = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
-        # Each predicted tensor is made right before its use, so at most one 9x-wide map is alive in forward.
-        # The kernel heads' last conv runs inside conv_0 / conv_2, which may fuse it (depthwise_impl: recompute).
-        dx = self.conv_0(self.norm_1(x), self.gen_weights1[:-1](cond), self.gen_weights1[-1])
-        dx = lrelu(self.conv_1(dx) * self.gen_se_weights1(cond))
-        dx = self.conv_2(self.norm_2(dx), self.gen_weights2[:-1](cond), self.gen_weights2[-1])
-        dx = lrelu(self.conv_3(dx) * self.gen_se_weights2(cond))
-        return x_s + dx
+        heads = self.heads()
+        return x_s + self.residual(x, lambda i: heads[i][:2](cond))
+
+    def heads(self) -> list[nn.Sequential]:
+        """The prediction heads, in the order `residual` asks for their hidden maps."""
+        return [self.gen_weights1, self.gen_se_weights1, self.gen_weights2, self.gen_se_weights2]
+
+    def residual(self, x: torch.Tensor, hidden: Callable[[int], torch.Tensor]) -> torch.Tensor:
+        """The main (non-shortcut) branch; hidden(i) gives head i's first conv + ReLU on the conditioning map.
+
+        Each predicted tensor is made right before its use, so at most one 9x-wide map is alive in forward.
+        The kernel heads' last conv runs inside conv_0 / conv_2, which may fuse it (depthwise_impl: recompute).
+        """
+        weights1, se1, weights2, se2 = self.heads()
+        dx = self.conv_0(self.norm_1(x), hidden(0), weights1[-1])
+        dx = lrelu(self.conv_1(dx) * se1[2:](hidden(1)))
+        dx = self.conv_2(self.norm_2(dx), hidden(2), weights2[-1])
+        return lrelu(self.conv_3(dx) * se2[2:](hidden(3)))
 
 
 @GENERATORS.register("cc", test_params={"ngf": 2, "hidden_channels": 8})

@@ -241,13 +241,9 @@ def spade_block_eval(block: nn.Module, x: torch.Tensor, semantics: torch.Tensor)
 # -- CC-FPSE conditional-convolution block ---------------------------------------------------------------
 
 
-def _cc_heads(block: nn.Module) -> list[nn.Module]:
-    return [block.gen_weights1, block.gen_se_weights1, block.gen_weights2, block.gen_se_weights2]
-
-
 def _cc_first_convs(block: nn.Module) -> list[nn.Module]:
     """The convs that read the block's conditioning map: each head's first, and the shortcut SPADE's shared one."""
-    convs = [head[0] for head in _cc_heads(block)]
+    convs = [head[0] for head in block.heads()]
     return convs + ([block.norm_s.mlp_shared[0]] if block.learned_shortcut else [])
 
 
@@ -256,7 +252,7 @@ def cc_block_supported(block: nn.Module) -> bool:
     geometry (so that they run as one conv), and its shortcut norm a plain `SPADE`."""
     from semsyn_models.layers import SPADE
 
-    for head in _cc_heads(block):
+    for head in block.heads():
         if not isinstance(head, nn.Sequential) or len(head) < 3 or type(head[1]) is not nn.ReLU:
             return False
     if block.learned_shortcut and (type(block.norm_s) is not SPADE or type(block.norm_s.mlp_shared[1]) is not nn.ReLU):
@@ -322,11 +318,7 @@ def cc_block_eval(
         x_s = block.conv_s(torch.addcmul(norm.mlp_beta(hidden[4]), normalized, 1 + norm.mlp_gamma(hidden[4])))
     else:
         x_s = x
-    dx = block.conv_0(block.norm_1(x), hidden[0], block.gen_weights1[-1])
-    dx = F.leaky_relu(block.conv_1(dx) * block.gen_se_weights1[2:](hidden[1]), 0.2)
-    dx = block.conv_2(block.norm_2(dx), hidden[2], block.gen_weights2[-1])
-    dx = F.leaky_relu(block.conv_3(dx) * block.gen_se_weights2[2:](hidden[3]), 0.2)
-    return x_s + dx
+    return x_s + block.residual(x, hidden.__getitem__)
 
 
 # -- label-map convs on binary maps ------------------------------------------------------------------------
