@@ -27,6 +27,7 @@ from semsyn.cli.common import add_set_argument
 from semsyn.contracts import LossContext
 from semsyn.data import build_dataset
 from semsyn.registry import DATASETS
+from semsyn.training.optim import adam
 from semsyn.training.trainer import Trainer
 
 from _common import Timer, write_json
@@ -128,10 +129,8 @@ def main() -> None:
         nets = (model.generator, model.discriminator)
         losses = [(w, m) for w, m in build_losses(spec).values() if w]
         cfg = spec.train_config()
-        opts = [
-            torch.optim.Adam(n.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2))
-            for n, lr in zip(nets, (cfg.lr_g, cfg.lr_d))
-        ]
+        # The trainer's own Adam (fused where torch has it), so the loops differ only by the trainer.
+        opts = [adam(list(n.parameters()), lr, (cfg.beta1, cfg.beta2)) for n, lr in zip(nets, (cfg.lr_g, cfg.lr_d))]
         batch = [InMemory.items[i] for i in range(args.batch)]
         sem = model.semantics(torch.stack([b["label"] for b in batch]), torch.stack([b["instance"] for b in batch]))
         real = torch.stack([b["image"] for b in batch])

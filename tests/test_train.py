@@ -18,7 +18,7 @@ from semsyn.spec import Spec
 from semsyn.training.distributed import CPUSyncBatchNorm, ShardedBatchSampler, convert_sync_batchnorm
 from semsyn.training.ema import GeneratorEMA
 from semsyn.training.hooks import latest_checkpoint, list_checkpoints, read_checkpoint, write_checkpoint
-from semsyn.training.optim import LinearDecay
+from semsyn.training.optim import LinearDecay, adam
 from semsyn.training.trainer import Trainer
 
 
@@ -311,6 +311,27 @@ def test_linear_decay_reaches_zero_at_the_end():
     decay = LinearDecay(start=5, total=10)
     assert [decay(s) for s in (0, 4, 5, 8, 10)] == [1.0, 1.0, 1.0, 0.4, 0.0]
     assert LinearDecay(start=10, total=10)(9) == 1.0
+
+
+def test_adam_is_fused_on_cpu_and_steps_like_the_per_tensor_loop():
+    torch.manual_seed(0)
+    params = [torch.randn(37, requires_grad=True), torch.randn(3, 5, requires_grad=True)]
+    start = [p.detach().clone() for p in params]
+    loop_params = [p.detach().clone().requires_grad_() for p in params]
+    fused = adam(params, 1e-2, (0, 0.9))  # integer beta1 as a YAML spec may give it
+    loop = torch.optim.Adam(loop_params, lr=1e-2, betas=(0.0, 0.9), foreach=False)
+    assert fused.defaults["fused"] is True and not loop.defaults["fused"]
+    for _ in range(20):
+        for p, q in zip(params, loop_params):
+            p.grad = torch.rand_like(p) + 0.5  # one sign: every entry moves by about lr per step
+            q.grad = p.grad.clone()
+        fused.step()
+        loop.step()
+    for p, q, p0 in zip(params, loop_params, start):
+        assert (p - p0).abs().min() > 1e-3  # every entry moved
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
+    # Parameters that fused Adam cannot update (here: on the meta device) get the per-tensor loop.
+    assert not adam([torch.nn.Parameter(torch.empty(2, device="meta"))], 1e-3, (0.0, 0.9)).defaults["fused"]
 
 
 def test_incomplete_checkpoints_are_never_loaded(tmp_path):

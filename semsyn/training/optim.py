@@ -9,7 +9,7 @@ from torch import nn
 
 from semsyn.training.config import TrainConfig
 
-__all__ = ["LinearDecay", "build_optimizers", "build_schedulers", "decay_start"]
+__all__ = ["LinearDecay", "adam", "build_optimizers", "build_schedulers", "decay_start"]
 
 
 def decay_start(cfg: TrainConfig) -> int:
@@ -42,6 +42,20 @@ def _trainable(modules: Iterable[nn.Module | None]) -> list[nn.Parameter]:
     return [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
 
 
+# Devices whose parameters torch's fused Adam updates in one kernel per step (torch >= 2.4 on CPU).
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
+def adam(params: list[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """torch's Adam, fused when every parameter is a floating-point tensor on a `FUSED_ADAM_DEVICES` device.
+
+    The fused update is the same arithmetic in one kernel (it agrees with the per-tensor loop to float
+    rounding) and takes about a third of its time on the small models trained on CPU (docs/performance.md).
+    """
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in FUSED_ADAM_DEVICES for p in params)
+    return torch.optim.Adam(params, lr=lr, betas=(float(betas[0]), float(betas[1])), fused=fused or None)
+
+
 def build_optimizers(
     cfg: TrainConfig, generator: nn.Module, discriminator: nn.Module, encoder: nn.Module | None = None
 ) -> dict[str, torch.optim.Optimizer]:
@@ -51,8 +65,8 @@ def build_optimizers(
     """
     betas = (cfg.beta1, cfg.beta2)
     return {
-        "generator": torch.optim.Adam(_trainable([generator, encoder]), lr=cfg.lr_g, betas=betas),
-        "discriminator": torch.optim.Adam(_trainable([discriminator]), lr=cfg.lr_d, betas=betas),
+        "generator": adam(_trainable([generator, encoder]), cfg.lr_g, betas),
+        "discriminator": adam(_trainable([discriminator]), cfg.lr_d, betas),
     }
 
 
