@@ -46,6 +46,11 @@ def _spec(steps: int | None):  # noqa: ANN202 - a semsyn.Spec
     return spec.with_overrides([f"train.steps={steps}"]) if steps else spec
 
 
+def _recipe(spec) -> dict:  # noqa: ANN001 - a semsyn.Spec
+    """What a trained run depends on: every section but the Hub record and the prose."""
+    return {k: v for k, v in spec.resolved().data.items() if k not in ("pretrained", "description")}
+
+
 def _train(out: Path, steps: int | None) -> Path:
     from semsyn.cli.train import main as train_main
 
@@ -55,7 +60,7 @@ def _train(out: Path, steps: int | None) -> Path:
     if (final / "spec.yaml").is_file():
         import semsyn
 
-        if semsyn.load_spec(str(final / "spec.yaml")).data.get("train") == spec.data.get("train"):
+        if _recipe(semsyn.load_spec(str(final / "spec.yaml"))) == _recipe(spec):
             logger.info("reusing the trained model %s (same recipe); delete %s to retrain", final, run_dir)
             return final
         raise SystemExit(f"{run_dir} holds a run of another recipe; delete it or pass another --out")
