@@ -312,12 +312,7 @@ def cc_block_eval(
     else:
         hidden = F.conv2d(cond, plan["weight"], plan["bias"], padding=plan["pad"])
     hidden = hidden.relu_().split(plan["hidden"], dim=1)
-    if block.learned_shortcut:
-        norm = block.norm_s
-        normalized = norm.param_free_norm(x)
-        x_s = block.conv_s(torch.addcmul(norm.mlp_beta(hidden[4]), normalized, 1 + norm.mlp_gamma(hidden[4])))
-    else:
-        x_s = x
+    x_s = block.conv_s(block.norm_s.modulate(x, hidden[4])) if block.learned_shortcut else x
     return x_s + block.residual(x, hidden.__getitem__)
 
 

@@ -134,9 +134,11 @@ class SPADE(nn.Module):
         self.mlp_beta = nn.Conv2d(hidden_channels, num_features, kernel_size, padding=pad)
 
     def forward(self, x: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
-        normalized = self.param_free_norm(x)
-        actv = self.mlp_shared(resize_nearest(semantics, x.shape[-2:]))
-        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+        return self.modulate(x, self.mlp_shared(resize_nearest(semantics, x.shape[-2:])))
+
+    def modulate(self, x: torch.Tensor, actv: torch.Tensor) -> torch.Tensor:
+        """norm(x) * (1 + gamma) + beta, given `actv`, the shared conv's output (mlp_shared) at x's size."""
+        return self.param_free_norm(x) * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
 
 def spectral(module: nn.Module, enabled: bool = True) -> nn.Module:
