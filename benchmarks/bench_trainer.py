@@ -107,7 +107,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     # the bare loop regenerates the D phase's fake (the official order): the trainer must do the same work,
-    # whatever the spec says (spade-synthetic reuses the G phase's fake, one generator forward less)
+    # whatever the spec says (a spec with `d_fake: reuse` would skip one generator forward)
     overrides = [
         f"train.batch_size={args.batch}",
         "train.steps=100000",
