@@ -18,9 +18,10 @@ What differs from the official code, none of it visible in the numbers:
   reference). The default, `depthwise_impl: recompute`, fuses the kernel predictor's last 3x3 conv with it,
   keeps only x and that conv's operands, and recomputes the (N, 9C, H, W) kernels in backward;
   `depthwise_impl: lean` keeps x and the kernels instead. Measured on the COCO-Stuff generator at 256x256
-  on one CPU thread (benchmarks/bench_condconv.py), against unfold: memory saved by these convolutions 0.10x
-  (lean 0.58x), by the whole generator 0.43x (lean 0.73x), time 0.87-0.90x (lean 0.82-0.85x); at 128x128
-  the extra predictor conv makes recompute 1.08-1.16x the reference's time (lean 0.96x);
+  on two CPU threads (benchmarks/bench_condconv.py), against unfold: memory saved by these convolutions 0.10x
+  (lean 0.58x), by the whole generator 0.43x (lean 0.73x), time 0.80-0.84x with glibc's malloc (lean
+  0.84x) and 1.06x where freed memory stays in the process (lean 0.90x); at 128x128 recompute takes
+  1.07x the reference's time (lean 0.92x). docs/performance.md has the runs and what to pick;
 * the dead BatchNorms of the official blocks (`norm_0`, `conv_0.norm_layer`, `conv_2.norm_layer`, built but
   never called) are not built; the key table accepts and drops them;
 * 5 or 6 upsamplings are a `num_upsampling_layers` field, not a consequence of `dataset_mode == cityscapes`;
@@ -88,10 +89,14 @@ UPSAMPLINGS = {"normal": 5, "more": 6}  # the cc generator has no "most"
 # -- the conditional (per-pixel, per-channel) depthwise 3x3 convolution ------------------------------------
 
 
-def _tap_slices(tap: int, height: int, width: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+def _tap_slices(
+    tap: int, height: int, width: int, r0: int = 0, rows: int | None = None
+) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
     """(output rows, cols), (input rows, cols) where tap (ky, kx) = divmod(tap, 3) reads inside the image.
 
     out[y, x] += w[tap, y, x] * in[y + ky - 1, x + kx - 1]; zero padding means the other pixels get nothing.
+    For a band of output rows r0 .. r0 + rows (default: the whole image) the output rows are counted from r0,
+    the input rows from the top of the image.
     """
 
     def axis(offset: int, n: int) -> tuple[slice, slice]:
@@ -103,6 +108,9 @@ def _tap_slices(tap: int, height: int, width: int) -> tuple[tuple[slice, slice],
 
     ky, kx = divmod(tap, 3)
     (yo, yi), (xo, xi) = axis(ky - 1, height), axis(kx - 1, width)
+    if r0 or (rows is not None and rows < height):
+        top, bottom = max(yo.start, r0), min(yo.stop, r0 + (height if rows is None else rows))
+        yo, yi = slice(top - r0, bottom - r0), slice(top + ky - 1, bottom + ky - 1)
     return (yo, xo), (yi, xi)
 
 
@@ -119,42 +127,60 @@ def _zero_outside(t: torch.Tensor, rows: slice, cols: slice) -> None:
         t[..., :, cols.stop :] = 0
 
 
-def _taps_apply(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """out (N, C, H, W) = sum over the 9 taps of taps[:, :, t] * x shifted by tap t; taps is (N, C, 9, H, W)."""
+def _taps_apply(x: torch.Tensor, taps: torch.Tensor, r0: int = 0, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over the 9 taps of taps[:, :, t] * x shifted by tap t, for output rows r0 .. r0 + R.
+
+    x is (N, C, H, W) and taps (N, C, 9, R, W), R = H (the default: the whole image) or a band of rows;
+    the (N, C, R, W) result is written into `out` if given.
+    """
     h, w = x.shape[-2:]
-    out = x * taps[:, :, 4]  # the centre tap covers every pixel
+    rows = taps.shape[-2]
+    out = torch.mul(x[:, :, r0 : r0 + rows], taps[:, :, 4], out=out)  # the centre tap covers every pixel
     for t in range(9):
         if t == 4:
             continue
-        (yo, xo), (yi, xi) = _tap_slices(t, h, w)
+        (yo, xo), (yi, xi) = _tap_slices(t, h, w, r0, rows)
         out[:, :, yo, xo].addcmul_(taps[:, :, t, yo, xo], x[:, :, yi, xi])
     return out
 
 
-def _taps_grad_input(grad: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """d loss / d x (N, C, H, W) of `_taps_apply`, given d loss / d out and the taps."""
-    h, w = grad.shape[-2:]
-    grad_x = grad * taps[:, :, 4]
+def _taps_grad_input(
+    grad: torch.Tensor, taps: torch.Tensor, r0: int = 0, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """d loss / d x (N, C, H, W) of `_taps_apply`, given d loss / d out and the taps (of the same rows).
+
+    For a band (grad and taps of R < H rows from r0) the band's share is added into `out`, the whole x's
+    gradient; without `out` grad and taps must cover the whole image.
+    """
+    rows, w = grad.shape[-2:]
+    if out is None:
+        out = grad * taps[:, :, 4]
+    else:
+        out[:, :, r0 : r0 + rows].addcmul_(taps[:, :, 4], grad)
+    h = out.shape[-2]
     for t in range(9):
         if t == 4:
             continue
-        (yo, xo), (yi, xi) = _tap_slices(t, h, w)
-        grad_x[:, :, yi, xi].addcmul_(taps[:, :, t, yo, xo], grad[:, :, yo, xo])
-    return grad_x
+        (yo, xo), (yi, xi) = _tap_slices(t, h, w, r0, rows)
+        out[:, :, yi, xi].addcmul_(taps[:, :, t, yo, xo], grad[:, :, yo, xo])
+    return out
 
 
-def _taps_grad_kernels(grad: torch.Tensor, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """d loss / d taps of `_taps_apply` as (N, 9 C, H, W), the weights' layout (written into `out` if given).
+def _taps_grad_kernels(
+    grad: torch.Tensor, x: torch.Tensor, out: torch.Tensor | None = None, r0: int = 0
+) -> torch.Tensor:
+    """d loss / d taps of `_taps_apply` as (N, 9 C, R, W), the weights' layout (written into `out` if given).
 
-    Needs x, not the taps.
+    Needs x (the whole image), not the taps; grad is d loss / d out for rows r0 .. r0 + R.
     """
     n, c, h, w = x.shape
-    grad_taps = grad.new_empty(n, c, 9, h, w) if out is None else _as_taps(out)
+    rows = grad.shape[-2]
+    grad_taps = grad.new_empty(n, c, 9, rows, w) if out is None else _as_taps(out)
     for t in range(9):
-        (yo, xo), (yi, xi) = _tap_slices(t, h, w)
+        (yo, xo), (yi, xi) = _tap_slices(t, h, w, r0, rows)
         torch.mul(grad[:, :, yo, xo], x[:, :, yi, xi], out=grad_taps[:, :, t, yo, xo])
         _zero_outside(grad_taps[:, :, t], yo, xo)  # taps reading the zero padding get no gradient
-    return grad_taps.view(n, 9 * c, h, w)
+    return grad_taps.view(n, 9 * c, rows, w)
 
 
 def _as_taps(weights: torch.Tensor) -> torch.Tensor:
@@ -187,42 +213,125 @@ def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+# `recompute` computes kernels of more than this many bytes in bands of rows, each at most a quarter of it.
+# With glibc's malloc every fresh buffer above its 32 MiB mmap ceiling is paid again in page faults; a band
+# stays in reused memory. Measured on the 256 px COCO-Stuff generator (docs/performance.md): a training step
+# 0.84x unfold's time banded against 0.90x computing the kernels whole (same run); where freed memory stays
+# in the process (jemalloc, tcmalloc, MALLOC_MMAP_MAX_=0) banding neither gains nor loses. Smaller kernels
+# are computed whole: at 32-64 px, where the predictor is wide, the weight-gradient conv per band costs more.
+# On CUDA the kernels are always computed whole (see `_band_rows`).
+RECOMPUTE_BAND_BYTES = 64 * 2**20
+
+
+def _band_rows(x: torch.Tensor, channels: int) -> int:
+    """Rows per band of the (N, channels, H, W) kernels of x's dtype; H when they are computed whole.
+
+    CPU only: CUDA's caching allocator has no page faults to save (and no GPU measured it).
+    """
+    n, _, h, w = x.shape
+    row_bytes = n * channels * w * x.element_size()
+    if x.device.type != "cpu" or row_bytes * h <= RECOMPUTE_BAND_BYTES:
+        return h
+    return max(1, RECOMPUTE_BAND_BYTES // 4 // row_bytes)
+
+
+def _hidden_rows(hidden: torch.Tensor, r0: int, rows: int) -> torch.Tensor:
+    """hidden's rows r0 - 1 .. r0 + rows inclusive (the band and the conv's halo), zero rows off the image."""
+    h = hidden.shape[-2]
+    top, bottom = max(r0 - 1, 0), min(r0 + rows + 1, h)
+    pad = (top - (r0 - 1), r0 + rows + 1 - bottom)
+    band = hidden[:, :, top:bottom]
+    return F.pad(band, (0, 0, *pad)) if any(pad) else band
+
+
 class _RecomputeCondDepthwise(torch.autograd.Function):
     """The predictor's last 3x3 conv fused with the shift-and-multiply: saves x and the conv's operands.
 
-    The (N, 9 C, H, W) kernels live only inside forward and, recomputed, inside backward. Their input
-    `hidden` is the predictor's ReLU output, which ReLU keeps for its own backward anyway.
+    The (N, 9 C, H, W) kernels live only inside forward and, recomputed, inside backward; above
+    `RECOMPUTE_BAND_BYTES` they are computed a band of rows at a time and never whole. Their input `hidden`
+    is the predictor's ReLU output, which ReLU keeps for its own backward anyway.
     """
 
     @staticmethod
     def forward(
         ctx: Any, x: torch.Tensor, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
-        with _autocast_off(x.device):
-            kernels = F.conv2d(hidden, weight, bias, padding=1)
         ctx.save_for_backward(x, hidden, weight, bias)
-        return _taps_apply(x, _as_taps(kernels))
+        h = x.shape[-2]
+        rows = _band_rows(x, weight.shape[0])
+        with _autocast_off(x.device):
+            if rows >= h:
+                return _taps_apply(x, _as_taps(F.conv2d(hidden, weight, bias, padding=1)))
+            out = torch.empty_like(x)
+            for r0 in range(0, h, rows):
+                band = min(rows, h - r0)
+                kernels = F.conv2d(_hidden_rows(hidden, r0, band), weight, bias, padding=(0, 1))
+                _taps_apply(x, _as_taps(kernels), r0, out=out[:, :, r0 : r0 + band])
+            return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, hidden, weight, bias = ctx.saved_tensors
         need_x, need_hidden, need_weight, need_bias = ctx.needs_input_grad
-        grad_x = grad_hidden = grad_weight = grad_bias = kernels = None
-        if need_x:
-            with _autocast_off(x.device):
-                kernels = F.conv2d(hidden, weight, bias, padding=1)
-            grad_x = _taps_grad_input(grad, _as_taps(kernels))
-        if need_hidden or need_weight or need_bias:
-            # The kernels' gradient overwrites the kernels, done with: one 9x-wide buffer, allocated once.
-            grad_kernels = _taps_grad_kernels(grad, x, out=kernels)
+        h = x.shape[-2]
+        rows = _band_rows(x, weight.shape[0])
+        if rows >= h:
+            return _recompute_backward(grad, x, hidden, weight, bias, ctx.needs_input_grad)
+        # Band by band: x's and hidden's gradients collect each band's share (hidden's with the conv's halo
+        # rows), the weight's and bias's add up.
+        grad_x = torch.zeros_like(x) if need_x else None
+        grad_hidden = torch.zeros_like(hidden) if need_hidden else None
+        grad_weight = grad_bias = None
+        for r0 in range(0, h, rows):
+            band = min(rows, h - r0)
+            hid = _hidden_rows(hidden, r0, band)
+            grads = _recompute_backward(
+                grad[:, :, r0 : r0 + band], x, hid, weight, bias, ctx.needs_input_grad, (r0, grad_x)
+            )
             if need_hidden:
-                grad_hidden = torch.nn.grad.conv2d_input(hidden.shape, weight, grad_kernels, padding=1)
+                top, bottom = max(r0 - 1, 0), min(r0 + band + 1, h)
+                grad_hidden[:, :, top:bottom] += grads[1][:, :, top - (r0 - 1) : bottom - (r0 - 1)]
             if need_weight:
-                grad_weight = torch.nn.grad.conv2d_weight(hidden, weight.shape, grad_kernels, padding=1)
+                grad_weight = grads[2] if grad_weight is None else grad_weight.add_(grads[2])
             if need_bias:
-                grad_bias = grad_kernels.sum(dim=(0, 2, 3))
+                grad_bias = grads[3] if grad_bias is None else grad_bias.add_(grads[3])
         return grad_x, grad_hidden, grad_weight, grad_bias
+
+
+def _recompute_backward(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    needs: tuple[bool, ...],
+    band: tuple[int, torch.Tensor | None] | None = None,
+) -> tuple[torch.Tensor | None, ...]:
+    """`_RecomputeCondDepthwise`'s gradients, for the whole image or for one band of output rows.
+
+    band: None (grad, hidden, x are the whole image), or (r0, grad_x) for `grad`'s rows r0 .. r0 + R: then
+    `hidden` holds those rows and the conv's halo (R + 2 rows, no padding on them), x's gradient is added
+    into grad_x (the whole x's, or None when x needs none) and hidden's is returned for the R + 2 rows.
+    """
+    need_x, need_hidden, need_weight, need_bias = needs
+    r0, grad_x = (0, None) if band is None else band
+    padding = 1 if band is None else (0, 1)
+    grad_hidden = grad_weight = grad_bias = kernels = None
+    if need_x:
+        with _autocast_off(x.device):
+            kernels = F.conv2d(hidden, weight, bias, padding=padding)
+        grad_x = _taps_grad_input(grad, _as_taps(kernels), r0, out=grad_x)
+    if need_hidden or need_weight or need_bias:
+        # The kernels' gradient overwrites the kernels, done with: one 9x-wide buffer, allocated once.
+        grad_kernels = _taps_grad_kernels(grad, x, out=kernels, r0=r0)
+        if need_hidden:
+            grad_hidden = torch.nn.grad.conv2d_input(hidden.shape, weight, grad_kernels, padding=padding)
+        if need_weight:
+            grad_weight = torch.nn.grad.conv2d_weight(hidden, weight.shape, grad_kernels, padding=padding)
+        if need_bias:
+            grad_bias = grad_kernels.sum(dim=(0, 2, 3))
+    return grad_x, grad_hidden, grad_weight, grad_bias
 
 
 def _unfold_cond_depthwise(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

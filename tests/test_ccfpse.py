@@ -10,6 +10,7 @@ import torch
 import semsyn
 from semsyn.builder import build_model
 from semsyn.errors import ConversionError, LabelError, SemsynError, SpecError
+from semsyn_models import ccfpse
 from semsyn_models.ccfpse import (
     DEPTHWISE_IMPLS,
     GENERATOR_KEYS,
@@ -124,6 +125,50 @@ def test_recompute_keeps_x_and_the_predictor_operands_not_the_kernels():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         predicted_cond_depthwise_conv3x3(x, hid, weight, bias, impl="recompute")
     assert set(saved) == {t.untyped_storage().data_ptr() for t in (x, hid, weight, bias)}
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_recompute_in_bands_of_rows_matches_unfold(monkeypatch, rows):
+    # x (2, 3, 13, 7): a row of kernels is 2 * 27 * 7 * 4 bytes, and bands are a quarter of the threshold
+    # (so at most a quarter of the rows). 13 rows in bands of 2 and 3 leave a last band of 1 row.
+    monkeypatch.setattr(ccfpse, "RECOMPUTE_BAND_BYTES", 4 * rows * 2 * 27 * 7 * 4)
+    x, hid, weight, bias = _predictor_operands((2, 3, 13, 7), hidden=5)
+    assert ccfpse._band_rows(x, weight.shape[0]) == rows
+    grad = torch.randn(2, 3, 13, 7, generator=torch.Generator().manual_seed(4))
+    results = []
+    for impl in ("unfold", "recompute"):
+        out = predicted_cond_depthwise_conv3x3(x, hid, weight, bias, impl=impl)
+        results.append((out, *torch.autograd.grad(out, (x, hid, weight, bias), grad)))
+    for i, (a, b) in enumerate(zip(*results)):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=lambda m, i=i: f"result {i}: {m}")
+
+
+def test_recompute_in_bands_without_bias_or_the_gradient_of_x(monkeypatch):
+    monkeypatch.setattr(ccfpse, "RECOMPUTE_BAND_BYTES", 4 * 2 * 2 * 27 * 7 * 4)  # bands of 2 rows
+    x, hid, weight, _ = _predictor_operands((2, 3, 13, 7), hidden=5)
+    x = x.detach()  # the banded backward then computes no kernels, only their gradient
+    grad = torch.randn(2, 3, 13, 7, generator=torch.Generator().manual_seed(4))
+    results = []
+    for impl in ("unfold", "recompute"):
+        out = predicted_cond_depthwise_conv3x3(x, hid, weight, None, impl=impl)
+        results.append((out, *torch.autograd.grad(out, (hid, weight), grad)))
+    for i, (a, b) in enumerate(zip(*results)):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=lambda m, i=i: f"result {i}: {m}")
+
+
+def test_recompute_in_bands_passes_gradcheck_in_float64(monkeypatch):
+    monkeypatch.setattr(ccfpse, "RECOMPUTE_BAND_BYTES", 1)  # one row per band
+    operands = _predictor_operands((2, 2, 4, 5), hidden=3, dtype=torch.float64)
+    assert ccfpse._band_rows(operands[0], 18) == 1
+    assert torch.autograd.gradcheck(lambda *a: predicted_cond_depthwise_conv3x3(*a, impl="recompute"), operands)
+
+
+def test_recompute_bands_only_kernels_above_the_threshold():
+    x = torch.empty(1, 64, 256, 256)
+    assert ccfpse._band_rows(x, 9 * 64) < 256  # 144 MiB of kernels: bands of at most 16 MiB
+    assert ccfpse._band_rows(x, 9 * 64) * 9 * 64 * 256 * 4 <= ccfpse.RECOMPUTE_BAND_BYTES // 4
+    assert ccfpse._band_rows(torch.empty(1, 256, 64, 64), 9 * 256) == 64  # 36 MiB: whole
+    assert ccfpse._band_rows(torch.empty(1, 64, 256, 256, device="meta"), 9 * 64) == 256  # not on CPU: whole
 
 
 def test_predicted_cond_depthwise_rejects_a_predictor_of_the_wrong_width():
