@@ -20,8 +20,9 @@ What differs from the official code, none of it visible in the numbers:
   `depthwise_impl: lean` keeps x and the kernels instead. Measured on the COCO-Stuff generator at 256x256
   on two CPU threads (benchmarks/bench_condconv.py), against unfold: memory saved by these convolutions 0.10x
   (lean 0.58x), by the whole generator 0.43x (lean 0.73x), time 0.80-0.84x with glibc's malloc (lean
-  0.84x) and 1.06x where freed memory stays in the process (lean 0.90x); at 128x128 recompute takes
-  1.07x the reference's time (lean 0.92x). docs/performance.md has the runs and what to pick;
+  0.78-0.84x) and 1.06x where freed memory stays in the process (lean 0.90x), on an AVX2 CPU; at 128x128
+  recompute takes 1.00-1.07x the reference's time (lean 0.91-0.92x). docs/performance.md has the runs and
+  what to pick;
 * the dead BatchNorms of the official blocks (`norm_0`, `conv_0.norm_layer`, `conv_2.norm_layer`, built but
   never called) are not built; the key table accepts and drops them;
 * 5 or 6 upsamplings are a `num_upsampling_layers` field, not a consequence of `dataset_mode == cityscapes`;
