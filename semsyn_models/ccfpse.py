@@ -108,11 +108,9 @@ def _tap_slices(
         return slice(0, n), slice(0, n)
 
     ky, kx = divmod(tap, 3)
-    (yo, yi), (xo, xi) = axis(ky - 1, height), axis(kx - 1, width)
-    if r0 or (rows is not None and rows < height):
-        top, bottom = max(yo.start, r0), min(yo.stop, r0 + (height if rows is None else rows))
-        yo, yi = slice(top - r0, bottom - r0), slice(top + ky - 1, bottom + ky - 1)
-    return (yo, xo), (yi, xi)
+    (yo, _), (xo, xi) = axis(ky - 1, height), axis(kx - 1, width)
+    top, bottom = max(yo.start, r0), min(yo.stop, r0 + (height if rows is None else rows))
+    return (slice(top - r0, bottom - r0), xo), (slice(top + ky - 1, bottom + ky - 1), xi)
 
 
 def _zero_outside(t: torch.Tensor, rows: slice, cols: slice) -> None:
