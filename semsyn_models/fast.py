@@ -9,10 +9,12 @@ step, `load_state_dict`, `.to()` or any in-place edit changes the key, and the n
   here it is computed the same way, by the same function, once.
 * SPADE residual block: the three cond-norms of a block read the same resized label map, so their
   `mlp_shared` convs run as one conv (outputs concatenated); each norm's `mlp_gamma` and `mlp_beta` run as
-  one conv; `x_hat * (1 + gamma) + beta` is one `addcmul`; with FOLD_BATCH_NORM, batch-norm running
-  statistics (x_hat = a x + b per channel) are folded into the gamma/beta weights. Exact in real arithmetic;
-  in float32 it differs from the plain path by rounding only (measured <= 1e-5 on a calibrated image, about
-  what batch 2 instead of 1 changes in the plain path).
+  one conv; `x_hat * (1 + gamma) + beta` is computed in place, in the plain path's order (an `addcmul`
+  rounds once, as an FMA, and moved a calibrated image by 1.3e-5). The concatenated convs gave the separate
+  convs' outputs bit for bit (measured on CPU), so with the dense label-map conv the block's output is the
+  plain path's exactly (tests/test_inference.py). With FOLD_BATCH_NORM (off), batch-norm running
+  statistics (x_hat = a x + b per channel) are folded into the gamma/beta weights and the modulation is one
+  `addcmul`: exact in real arithmetic, rounded otherwise.
 * Label-map convs on a binary map (`label_scope`): a one-hot label map (plus, say, an instance-edge
   channel) has at most a few ones per pixel, so the `mlp_shared` conv of such a map is a sum of a few
   weight columns per tap. Where the whole window holds the same codes (the inside of a label region),
@@ -130,16 +132,17 @@ def _bn_affine(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 
 def _norm_plan(spade: nn.Module) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """One conv for gamma and beta of a SPADE: (weight, bias, folded); the output's halves are G and B.
+    """One conv for gamma and beta of a SPADE: (weight, bias, folded); the output's halves are gamma and beta.
 
-    out = x_hat * (1 + gamma) + beta = x_hat * G + B. With x_hat = a x + b folded: out = x * G' + B' where
-    G' = a (1 + gamma) and B' = b (1 + gamma) + beta, both linear in the hidden map, so convs too.
+    out = x_hat * (1 + gamma) + beta. With x_hat = a x + b folded: out = x * G' + B' where G' = a (1 + gamma)
+    and B' = b (1 + gamma) + beta, both linear in the hidden map, so convs too; the halves are then G', B'.
     """
-    wg, bg = spade.mlp_gamma.weight.double(), spade.mlp_gamma.bias.double() + 1.0
+    wg, bg = spade.mlp_gamma.weight.double(), spade.mlp_gamma.bias.double()
     wb, bb = spade.mlp_beta.weight.double(), spade.mlp_beta.bias.double()
     affine = _bn_affine(spade.param_free_norm)
     if affine is not None:
         a, b = affine
+        bg = bg + 1.0
         wg, bg, wb, bb = wg * a[:, None, None, None], bg * a, wg * b[:, None, None, None] + wb, bg * b + bb
     dtype = spade.mlp_gamma.weight.dtype
     return torch.cat([wg, wb]).to(dtype), torch.cat([bg, bb]).to(dtype), affine is not None
@@ -230,7 +233,11 @@ def spade_block_eval(block: nn.Module, x: torch.Tensor, semantics: torch.Tensor)
         weight, bias, folded = plan["norms"][i]
         gb = F.conv2d(hiddens[i], weight, bias, padding=plan["pad"][i])
         g, b = gb.chunk(2, dim=1)
-        return torch.addcmul(b, t if folded else norms[i].param_free_norm(t), g)
+        if folded:
+            return torch.addcmul(b, t, g)
+        # The plain path's operations in its order, in place: rounded after the product and after the sum, as
+        # there (addcmul is one FMA on CPU, rounded once; it moved a calibrated image by 1.3e-5).
+        return g.add_(1).mul_(norms[i].param_free_norm(t)).add_(b)
 
     shortcut = _conv_eval(block, "conv_s", modulate(2, x)) if block.learned_shortcut else x
     dx = _conv_eval(block, "conv_0", F.leaky_relu(modulate(0, x), 0.2, inplace=True))
