@@ -19,7 +19,7 @@ What differs from the official code, none of it visible in the numbers:
   keeps only x and that conv's operands, and recomputes the (N, 9C, H, W) kernels in backward;
   `depthwise_impl: lean` keeps x and the kernels instead. Measured on the COCO-Stuff generator at 256x256
   on two CPU threads (benchmarks/bench_condconv.py), against unfold: memory saved by these convolutions 0.10x
-  (lean 0.58x), by the whole generator 0.43x (lean 0.73x), time 0.80-0.84x with glibc's malloc (lean
+  (lean 0.58x), by the whole generator 0.43x (lean 0.73x), time 0.80-0.96x with glibc's malloc (lean
   0.78-0.84x) and 1.06x where freed memory stays in the process (lean 0.90x), on an AVX2 CPU; at 128x128
   recompute takes 1.00-1.07x the reference's time (lean 0.91-0.92x). docs/performance.md has the runs and
   what to pick;
